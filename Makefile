@@ -1,0 +1,36 @@
+# Two commands do everything on a fresh machine with Python 3.11:
+#   make repro   set up the environment, build the embedded archive and run `dvc repro`
+#   make test    set up the environment and run every test (notebooks included)
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PARAMS ?= params.yaml
+
+.PHONY: setup repro test lab data full check-sync bench clean-reports
+
+$(BIN)/nowcast: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+setup: $(BIN)/nowcast
+
+data: setup
+	$(BIN)/nowcast synth --params $(PARAMS) --check-dvc data.dvc
+
+repro: data
+	test -d .dvc || $(BIN)/dvc init -q --no-scm
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc repro
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc metrics show
+
+test: setup
+	PATH=$(abspath $(BIN)):$$PATH bash .ci/checks.sh
+
+lab: setup
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/jupyter lab --notebook-dir=.
+
+bench: setup
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_data.py
