@@ -19,13 +19,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import netCDF4
 import numpy as np
 import torch
 import yaml
 from torch.utils.data import DataLoader, Dataset
 
-from .io import Grid, ScanError, _time_of, atomic_write, read_scan
+from .io import Grid, ScanError, atomic_write, read_scan, read_scan_time
 
 _log = logging.getLogger(__name__)
 
@@ -77,12 +76,7 @@ def find_scans(raw_dir  # folder of scans (searched recursively)
 def scan_time(path  # a scan file
              ) -> np.datetime64:
     "The scan's time (datetime64[s]) from its `time` variable only (no field data is read)."
-    try: ds = netCDF4.Dataset(path, "r")
-    except Exception as e: raise ScanError(path, f"unreadable or not NetCDF ({type(e).__name__}: {e})") from None
-    try:
-        with ds: return _time_of(path, ds, None)  # the same rules as `read_scan`
-    except ScanError: raise
-    except Exception as e: raise ScanError(path, f"unreadable, truncated or corrupt ({type(e).__name__}: {e})") from None
+    return read_scan_time(path)  # the same rules as `read_scan`
 
 # %% ../nbs/02_data.ipynb #f68ad890
 @dataclass
