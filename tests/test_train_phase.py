@@ -1,0 +1,127 @@
+"""The training stage on a real (tiny) prepared cache with the real models and loss (CPU)."""
+import json
+
+import pytest
+import torch
+
+pytest.importorskip("nowcast.models")
+pytest.importorskip("nowcast.losses")
+
+from nowcast import train
+from nowcast.train import load_checkpoint, load_model, train_phase
+
+torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("name", ["ConvLSTM", "ConvLSTM3D_Enhanced"])
+def test_each_model_overfits_a_few_windows(tmp_path, tiny_params, name):
+    "Each model drives the phase-1 loss on a handful of windows well below where it started."
+    from nowcast.data import RadarWindows
+    from torch.utils.data import Subset
+    p = tiny_params
+    p["model"]["name"] = name          # ConvLSTM takes no `groups`: _phase_model leaves it out
+    p["train"]["warmup_steps"] = 0
+    p["phase1"].update(epochs=50, lr=1e-2)
+    ds = Subset(RadarWindows(p["prepare"]["cache_dir"], "train"), range(4))
+    torch.manual_seed(0)
+    model, cfg = train._phase_model(p, ds.dataset.cache)
+    loss_fn = train._phase_loss(p, "phase1", ds.dataset.cache.norm)
+    start = train.evaluate_loss(model, ds, loss_fn, batch_size=2)
+    s = train.fit(model, ds, ds, loss_fn, p, "phase1", model_config=cfg, root=tmp_path)
+    assert s["best_val"] < 0.5 * start, (start, s["best_val"])
+
+
+def test_curriculum_and_load_model(tmp_path, tiny_params):
+    "phase1 -> phase2 (init_from phase1_best) -> phase3; epochs count globally; load_model rebuilds the model."
+    for phase in ("phase1", "phase2", "phase3"):
+        train_phase(tiny_params, phase, root=tmp_path)
+    report = json.loads((tmp_path / "reports/phase3_train.json").read_text())
+    assert report["epochs_run"] == [3] and report["init_from"].endswith("phase2_best.pt")
+    steps = [l.split("\t")[0] for l in (tmp_path / "dvclive/phase2/plots/metrics/val_loss.tsv").read_text().splitlines()[1:]]
+    assert steps == ["2"]
+    model, ck = load_model(tmp_path / "checkpoints/phase3_best.pt")
+    assert not model.training and ck["model_config"]["name"] == "ConvLSTM3D_Enhanced"
+    x = torch.zeros(1, 4, 2, 16, 16)
+    assert model(x).shape == (1, 3, 2, 16, 16)
+
+
+def test_missing_init_from_names_the_file(tmp_path, tiny_params):
+    with pytest.raises(FileNotFoundError, match="phase1_best.pt"):
+        train_phase(tiny_params, "phase2", root=tmp_path)
+
+
+def test_init_from_loads_weights_not_optimizer(tmp_path, tiny_params):
+    train_phase(tiny_params, "phase1", root=tmp_path)
+    best = load_checkpoint(tmp_path / "checkpoints/phase1_best.pt")
+    seen = {}
+    def grab(epoch, batch, step):
+        return False
+    s = train_phase(tiny_params, "phase2", root=tmp_path, overrides={"phase2.lr": 0.0, "train.warmup_steps": 0},
+                    on_step=grab)
+    ck = load_checkpoint(tmp_path / "checkpoints/phase2_last.pt")
+    # lr 0 and weight decay 0: the weights stay phase 1's best; the optimizer starts over (3 steps, not 6 + 3)
+    for k, v in best["model"].items():
+        assert torch.equal(v, ck["model"][k]), k
+    assert ck["optimizer"]["state"][0]["step"].item() == 3 and ck["scheduler"]["steps"] == 3
+    assert s["epochs_run"] == [2]
+
+
+def test_kill_and_resume_equals_uninterrupted(tmp_path, tiny_params):
+    "Stopped mid-epoch 1 and resumed, the real model ends with exactly the weights of an uninterrupted run."
+    train_phase(tiny_params, "phase1", root=tmp_path / "a")
+    with pytest.raises(train.TrainingInterrupted):
+        train_phase(tiny_params, "phase1", root=tmp_path / "b", on_step=lambda e, b, s: (e, b) == (1, 1))
+    assert load_checkpoint(tmp_path / "b/checkpoints/phase1_last.pt")["progress"]["batch"] == 1
+    s = train_phase(tiny_params, "phase1", root=tmp_path / "b")
+    assert s["resumed_from"].endswith("phase1_last.pt")
+    a = load_checkpoint(tmp_path / "a/checkpoints/phase1_last.pt")
+    b = load_checkpoint(tmp_path / "b/checkpoints/phase1_last.pt")
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert a["best_val"] == b["best_val"]
+
+
+def test_nan_batch_names_phase_epoch_step(tmp_path, tiny_params, monkeypatch):
+    "A NaN in the inputs stops training with an error naming where; `skip` counts it instead."
+    from nowcast import data
+    real = data.RadarWindows._fill      # both __getitem__ and the batched __getitems__ fill windows through it
+    def poisoned(self, i, inputs, targets, valid):
+        real(self, i, inputs, targets, valid)
+        if self.split == "train" and i == 0:
+            inputs[0, 0, 0, 0] = float("nan")
+    monkeypatch.setattr(data.RadarWindows, "_fill", poisoned)
+    with pytest.raises(FloatingPointError, match=r"phase1: non-finite loss .* at epoch 0, batch \d+, step \d+"):
+        train_phase(tiny_params, "phase1", root=tmp_path / "err")
+    s = train_phase(tiny_params, "phase1", root=tmp_path / "skip", overrides={"train.nan_policy": "skip"})
+    assert s["skipped_batches"] == 2       # window 0 once per epoch
+    assert json.loads((tmp_path / "skip/reports/phase1_train.json").read_text())["skipped_batches"] == 2
+
+
+def test_channels_last_same_loss(tiny_params):
+    "channels_last_3d on the 3-D model gives the same loss as the default layout (CPU)."
+    from nowcast.data import RadarWindows
+    ds = RadarWindows(tiny_params["prepare"]["cache_dir"], "train")
+    torch.manual_seed(0)
+    model, _ = train._phase_model(tiny_params, ds.cache)
+    model.eval()
+    loss_fn = train._phase_loss(tiny_params, "phase1", ds.cache.norm)
+    batch = [torch.stack(t) for t in zip(ds[0], ds[1])]
+    with torch.no_grad():
+        ref = train._forward_loss(model, batch, loss_fn)
+        cl = train._forward_loss(train.apply_channels_last(model), batch, loss_fn, channels_last=True)
+    torch.testing.assert_close(cl, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_cli_trains_a_phase(tmp_path, tiny_params):
+    "`nowcast train --params ... --phase phase1 --epochs 1 --set ...` in a fresh process, from the project folder."
+    import subprocess, sys, yaml
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params))
+    res = subprocess.run([sys.executable, "-c", "import sys; from nowcast.train import cli_main; sys.exit(cli_main())",
+                          "--params", "params.yaml", "--phase", "phase1", "--epochs", "1", "--batch-size", "3",
+                          "--set", "phase1.lr=5e-4", "--device", "cpu"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "phase1: epochs 0..0" in res.stdout
+    ck = load_checkpoint(tmp_path / "checkpoints/phase1_best.pt")
+    assert ck["params"]["train"]["batch_size"] == 3 and ck["params"]["phase1"]["lr"] == 5e-4
+    assert ck["step"] == 2                                    # 6 training windows / batch 3
