@@ -2,6 +2,14 @@
 
 Modules:
 
-- `nowcast.cells`: TITAN-style storm cells: identification at 35 dBZ, ellipses, matching between scans, linear extrapolation, and the measures that tell whether a forecast storm *moves* or merely *grows*."""
+- `nowcast.baselines`: The forecasts a trained model must beat: persistence, optical flow (pysteps Lucas-Kanade + semi-Lagrangian advection) and a TITAN-style cell extrapolation.
+- `nowcast.cells`: TITAN-style storm cells: identification at 35 dBZ, ellipses, matching between scans, linear extrapolation, and the measures that tell whether a forecast storm *moves* or merely *grows*.
+- `nowcast.data`: The path from a folder of raw scans to model-ready windows: checked **events**, a chronological **split**, sliding **windows**, 2x2 **pooling**, a compact quantised **cache** written once by `prepare`, and the torch `RadarWindows` dataset and loader that read straight from it.
+- `nowcast.evaluate`: The `evaluate` stage: the trained model and the three baselines (persistence, optical flow, TITAN-style) forecast the same **test** windows, which no training phase has seen; every forecast is scored at every lead (CSI/POD/FAR/bias, FSS, MAE), and its storm cells are matched to the observed ones to tell whether the forecast storms **move** or merely **grow**.
+- `nowcast.io`: One reader and one writer for the gridded CF NetCDF that NCAR's LROSE/TITAN writes and reads (the project's radar-NetCDF design note, sections 1 and 2).
+- `nowcast.synthetic`: Synthetic storm events that look like a real TITAN/LROSE archive, so the whole pipeline runs and is tested without downloading anything.
+- `nowcast.train`: The training engine: one curriculum phase at a time, with warmup and schedules, mixed precision, gradient accumulation and clipping, atomic checkpoints, exact resume after a kill, SIGTERM handling for pre-empted GPUs, dvclive logs and DistributedDataParallel under `torchrun`.
+- `nowcast.verification`: Scores for reflectivity forecasts: contingency counts (CSI, POD, FAR, bias), the fractions skill score, MAE where there is echo, and a `Scoreboard` that pools them over windows.
+- `nowcast.viz`: Figures a radar meteorologist looks at: column-maximum maps on the radar's own projection, vertical cross-sections, observed vs forecast sequences, cell ellipses, training curves and CSI by lead."""
 
 __version__ = "0.1.0"
