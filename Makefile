@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PARAMS ?= params.yaml
 
-.PHONY: setup repro test lab data full check-sync bench clean-reports
+.PHONY: setup repro test lab data bench readme
 
 $(BIN)/nowcast: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -34,3 +34,6 @@ lab: setup
 
 bench: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_data.py
+
+readme: setup
+	$(BIN)/python tools/render_readme.py

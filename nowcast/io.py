@@ -445,12 +445,9 @@ def _read(path: Path, ds, field: str) -> Scan:
     return Scan(dbz, missing, time, Grid(x, y, z, _projection(ds, var)), field, path)
 
 
-def read_scan(
-    path,  # a NetCDF file holding one scan (LROSE/TITAN or plain CF layout)
-    field: str = "DBZ",  # name of the reflectivity variable
-) -> Scan:
-    "Read one radar scan into dBZ `[Z, Y, X]`, a missing-data mask, its time and grid; bad files raise `ScanError`."
-    path = Path(path)
+
+def _with_scan_file(path: Path, read):
+    "Open `path` with netCDF4 and return `read(ds)`; any failure becomes a `ScanError` naming the file."
     if not path.is_file():
         raise ScanError(path, "no such file")
     try:
@@ -459,13 +456,26 @@ def read_scan(
         raise ScanError(path, f"unreadable or not NetCDF ({type(err).__name__}: {err})") from None
     try:
         with ds:
-            if ds.data_model.startswith("NETCDF3"):
-                _check_not_truncated(path)
-            return _read(path, ds, field)
+            return read(ds)
     except ScanError:
         raise
     except Exception as err:  # a truncated or corrupt file fails while the data are read
         raise ScanError(path, f"unreadable, truncated or corrupt ({type(err).__name__}: {err})") from None
+
+
+def read_scan(
+    path,  # a NetCDF file holding one scan (LROSE/TITAN or plain CF layout)
+    field: str = "DBZ",  # name of the reflectivity variable
+) -> Scan:
+    "Read one radar scan into dBZ `[Z, Y, X]`, a missing-data mask, its time and grid; bad files raise `ScanError`."
+    path = Path(path)
+
+    def read(ds):
+        if ds.data_model.startswith("NETCDF3"):
+            _check_not_truncated(path)
+        return _read(path, ds, field)
+
+    return _with_scan_file(path, read)
 
 # %% ../nbs/00_io.ipynb #8d2c7fdb
 def read_scan_time(
@@ -473,19 +483,7 @@ def read_scan_time(
 ) -> np.datetime64:
     "The scan's time alone (its `time` variable, else its name), without reading the field; bad files raise `ScanError`."
     path = Path(path)
-    if not path.is_file():
-        raise ScanError(path, "no such file")
-    try:
-        ds = netCDF4.Dataset(path, "r")
-    except Exception as err:
-        raise ScanError(path, f"unreadable or not NetCDF ({type(err).__name__}: {err})") from None
-    try:
-        with ds:
-            return _time_of(path, ds, None)
-    except ScanError:
-        raise
-    except Exception as err:
-        raise ScanError(path, f"unreadable, truncated or corrupt ({type(err).__name__}: {err})") from None
+    return _with_scan_file(path, lambda ds: _time_of(path, ds, None))
 
 # %% ../nbs/00_io.ipynb #58faf363
 def _epoch_s(t) -> float:

@@ -12,7 +12,7 @@ TINY = {
     "synthetic": {"nx": 32, "ny": 32, "nz": 3, "dx_km": 3.0, "scans_per_event": 17,
                   "events": {"advection": 1, "multicell": 1, "supercell": 1}},
     "prepare": {"n_in": 4, "n_out": 3, "stride": 2, "split": {"train": 0.34, "val": 0.33, "test": 0.33}},
-    "model": {"hidden": [4], "groups": 2},
+    "model": {"hidden": [4], "downsample": [2], "groups": 2},
     "train": {"batch_size": 4, "warmup_steps": 2},
     "phase1": {"epochs": 1}, "phase2": {"epochs": 2}, "phase3": {"epochs": 3},
     "evaluate": {"max_windows": 4, "fss_scales": [1, 3]},
