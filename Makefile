@@ -24,7 +24,7 @@ data: setup
 repro: data
 	test -d .dvc || $(BIN)/dvc init -q --no-scm
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc repro
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc metrics show
+	cat reports/summary.md
 
 test: setup
 	PATH=$(abspath $(BIN)):$$PATH bash .ci/checks.sh
