@@ -324,8 +324,13 @@ def _open_live(root, log_dir, phase, resume):
     from dvclive import Live
     return Live(str(Path(root) / log_dir / phase), resume=resume, dvcyaml=None, save_dvc_exp=False, report=None)
 
-def _resume_state(paths, phase, resume_from):
-    "The checkpoint to resume from: explicit `resume_from`, else an unfinished `{phase}_last.pt`."
+def _same_settings(ckpt, params, phase) -> bool:
+    "Whether the checkpoint was written with this phase's settings (seed, model, train and the phase's own)."
+    old = ckpt.get("params") or {}
+    return all(old.get(k) == params.get(k) for k in ("seed", "model", "train", phase))
+
+def _resume_state(paths, phase, resume_from, params):
+    "The checkpoint to resume from: explicit `resume_from`, else an unfinished `{phase}_last.pt` of the same settings."
     if resume_from:
         ckpt = load_checkpoint(resume_from)
         if ckpt.get("phase") != phase:
@@ -333,7 +338,10 @@ def _resume_state(paths, phase, resume_from):
         return ckpt, str(resume_from)
     if paths["last"].exists():
         ckpt = load_checkpoint(paths["last"])
-        if ckpt.get("phase") == phase and not ckpt.get("finished", False): return ckpt, str(paths["last"])
+        if ckpt.get("phase") != phase or ckpt.get("finished", False): return None, None
+        if _same_settings(ckpt, params, phase): return ckpt, str(paths["last"])
+        # DVC reruns a stage whose params changed: an interrupted run of the old settings must not continue
+        print(f"{paths['last']}: interrupted run with other settings; starting {phase} over", file=sys.stderr)
     return None, None
 
 # %% ../nbs/05_train.ipynb #a1f45443
@@ -369,7 +377,7 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
     if len(train_data) == 0: raise ValueError(f"{phase}: no training windows")
 
     _seed_everything(seed, rank)
-    ckpt, resumed = _resume_state(paths, phase, resume_from)
+    ckpt, resumed = _resume_state(paths, phase, resume_from, params)
     if ckpt is None and init_from:
         if not Path(init_from).exists():
             raise FileNotFoundError(f"{init_from}: {phase}.init_from checkpoint not found (run the previous phase first, "

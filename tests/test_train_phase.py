@@ -81,6 +81,16 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path, tiny_params):
     assert a["best_val"] == b["best_val"]
 
 
+def test_interrupted_run_with_other_settings_starts_over(tmp_path, tiny_params):
+    "After a params change (DVC reruns the stage), an interrupted run of the old settings is not continued."
+    with pytest.raises(train.TrainingInterrupted):
+        train_phase(tiny_params, "phase1", root=tmp_path, on_step=lambda e, b, s: (e, b) == (1, 1))
+    changed = {**tiny_params, "phase1": {**tiny_params["phase1"], "lr": tiny_params["phase1"]["lr"] / 2}}
+    s = train_phase(changed, "phase1", root=tmp_path)
+    assert s["resumed_from"] is None and s["epochs_run"] == list(range(*s["epochs"]))
+    assert load_checkpoint(tmp_path / "checkpoints/phase1_last.pt")["params"]["phase1"]["lr"] == changed["phase1"]["lr"]
+
+
 def test_nan_batch_names_phase_epoch_step(tmp_path, tiny_params, monkeypatch):
     "A NaN in the inputs stops training with an error naming where; `skip` counts it instead."
     from nowcast import data
