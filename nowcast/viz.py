@@ -21,6 +21,8 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.cm import ScalarMappable
 from matplotlib.patches import Ellipse
 
+from . import verification
+
 # %% auto #0
 __all__ = ['DBZ_LEVELS', 'DBZ_COLORS', 'MISSING_COLOR', 'dbz_cmap', 'radar_projection', 'offline_cartopy', 'natural_earth_file',
            'map_axes', 'ring_spacing_km', 'draw_range_rings', 'draw_coastlines', 'decorate_map', 'column_max',
@@ -213,10 +215,10 @@ def column_max(dbz: np.ndarray,                   # reflectivity [Z, Y, X], dBZ
     dbz = np.asarray(dbz, dtype=np.float32)
     if dbz.ndim != 3:
         raise ValueError(f"viz: expected reflectivity [Z, Y, X], got shape {dbz.shape}")
-    mask = ~np.isfinite(dbz)
     if missing is not None:
-        mask |= np.broadcast_to(np.asarray(missing, bool), dbz.shape)
-    return np.ma.masked_array(dbz, mask).max(axis=0)
+        missing = np.broadcast_to(np.asarray(missing, bool), dbz.shape)
+    cmax, cmax_missing = verification.column_max(dbz, missing)  # the same column maximum the scores use
+    return np.ma.masked_array(cmax, cmax_missing)
 
 def _check_shape(dbz, grid):
     x, y, z = _coords(grid)
