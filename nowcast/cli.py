@@ -43,3 +43,7 @@ def main(argv: list[str] | None = None # arguments after `nowcast`; default `sys
         return 2
     module = importlib.import_module(COMMANDS[name][0])
     return int(module.cli_main(rest) or 0)
+
+# %% ../nbs/12_cli.ipynb #945fa478
+if __name__ == "__main__":
+    sys.exit(main())

@@ -31,9 +31,10 @@ _log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['Skips', 'find_scans', 'scan_time', 'Event', 'group_events', 'split_counts', 'split_events', 'empty_split_warnings',
            'window_starts', 'pool_scan', 'check_quantisation', 'quantize', 'dequantize', 'normalize', 'denormalize',
-           'grid_to_dict', 'grid_from_dict', 'pool_grid', 'GridGroup', 'grid_groups', 'pick_grid', 'describe_grid',
-           'grid_words', 'grid_summary', 'keep_main_grid', 'prepare', 'Cache', 'load_cache', 'collate_windows',
-           'RadarWindows', 'make_loader', 'prepare_from_params', 'format_summary', 'cli_main']
+           'code_table', 'decode_codes', 'grid_to_dict', 'grid_from_dict', 'pool_grid', 'GridGroup', 'grid_groups',
+           'pick_grid', 'describe_grid', 'grid_words', 'grid_summary', 'keep_main_grid', 'prepare', 'Cache',
+           'load_cache', 'collate_windows', 'RadarWindows', 'make_loader', 'prepare_from_params', 'format_summary',
+           'cli_main']
 
 # %% ../nbs/02_data.ipynb #a3a605f9
 @dataclass
@@ -265,7 +266,7 @@ def pool_scan(dbz: np.ndarray,  # [..., Y, X] reflectivity in dBZ
 
 # %% ../nbs/02_data.ipynb #10980206
 def check_quantisation(dbz_min: float, dbz_max: float, dbz_step: float) -> int:
-    "Number of quantisation steps; a clear error if the range needs more than 255 steps of one byte."
+    "Number of codes; a clear error if the range needs more than one byte's worth."
     if not dbz_max > dbz_min or not dbz_step > 0:
         raise ValueError(f"need dbz_max > dbz_min and dbz_step > 0 (got {dbz_min}, {dbz_max}, {dbz_step})")
     n = int(np.ceil((dbz_max - dbz_min) / dbz_step - 1e-9))
@@ -275,14 +276,15 @@ def check_quantisation(dbz_min: float, dbz_max: float, dbz_step: float) -> int:
     return n
 
 def quantize(dbz: np.ndarray, dbz_min: float, dbz_max: float, dbz_step: float) -> np.ndarray:
-    "dBZ -> uint8 codes at `dbz_step` from `dbz_min`, clipped to `[dbz_min, dbz_max]` (NaN -> 0)."
-    check_quantisation(dbz_min, dbz_max, dbz_step)
-    x = np.clip(np.nan_to_num(np.asarray(dbz, np.float32), nan=dbz_min), dbz_min, dbz_max)
-    return np.rint((x - dbz_min) / dbz_step).astype(np.uint8)
+    "dBZ -> uint8 codes: the `dbz_step` bin from `dbz_min` each value falls in, clipped to the range (NaN -> 0)."
+    n = check_quantisation(dbz_min, dbz_max, dbz_step)
+    x = np.nan_to_num(np.asarray(dbz, np.float64), nan=dbz_min)
+    return np.clip(np.floor((x - dbz_min) / dbz_step), 0, n - 1).astype(np.uint8)
 
 def dequantize(codes: np.ndarray, dbz_min: float, dbz_step: float) -> np.ndarray:
-    "uint8 codes -> dBZ float32."
-    return (np.asarray(codes, np.float32) * np.float32(dbz_step) + np.float32(dbz_min)).astype(np.float32)
+    "uint8 codes -> dBZ float32: the bin's centre, `dbz_min` for code 0."
+    c = np.asarray(codes)
+    return np.where(c == 0, np.float32(dbz_min), (c.astype(np.float32) + np.float32(0.5)) * np.float32(dbz_step) + np.float32(dbz_min)).astype(np.float32)
 
 def normalize(dbz, dbz_min: float = -10.0, dbz_max: float = 70.0):
     "dBZ -> `(clip(dbz, lo, hi) - lo) / (hi - lo)`; numpy arrays or torch tensors."
@@ -292,6 +294,21 @@ def normalize(dbz, dbz_min: float = -10.0, dbz_max: float = 70.0):
 def denormalize(x, dbz_min: float = -10.0, dbz_max: float = 70.0):
     "Normalised units -> dBZ; numpy arrays or torch tensors."
     return x * (dbz_max - dbz_min) + dbz_min
+
+# %% ../nbs/02_data.ipynb #2aef845c
+def code_table(dbz_min: float, dbz_step: float, # the cache's quantisation
+               norm_min: float, norm_max: float, # the normalisation range
+              ) -> torch.Tensor:
+    "float32 [256]: the normalised value of each code (0 for code 0: no echo or missing)."
+    t = normalize(dequantize(np.arange(256), dbz_min, dbz_step).astype(np.float64), norm_min, norm_max)
+    t[0] = 0.0
+    return torch.from_numpy(t.astype(np.float32))
+
+def decode_codes(codes: torch.Tensor, # uint8 codes, any shape, on any device
+                 table: torch.Tensor, # from `code_table`
+                ) -> torch.Tensor:
+    "Normalised float32 values of `codes`, on the codes' device."
+    return table.to(codes.device)[codes.long()]
 
 # %% ../nbs/02_data.ipynb #5cdd0f54
 def _to_jsonable(v):
@@ -613,7 +630,7 @@ class Cache:
         return bits.view(bool).reshape(stop - start, z, h, w)
 
     def dbz(self, i: int) -> np.ndarray:
-        "dBZ (float32 [Z, H, W]) of scan `i`, to within `dbz_step / 2`."
+        "dBZ (float32 [Z, H, W]) of scan `i`: each value's `dbz_step` bin centre (see `dequantize`)."
         return dequantize(self.codes(i, i + 1)[0], self.dbz_min, self.dbz_step)
 
     def missing(self, i: int) -> np.ndarray:
@@ -642,13 +659,14 @@ def collate_windows(items):
     return torch.utils.data.default_collate(items)
 
 class RadarWindows(Dataset):
-    "Windows of one split of a prepared cache: `(inputs, targets, valid)` as float32/bool tensors."
+    "Windows of one split of a prepared cache: `(inputs, targets, valid)` as float32/bool tensors (or uint8 codes)."
     def __init__(self,
                  cache_dir,  # a folder written by `prepare`
                  split: str,  # "train", "val" or "test"
                  *,
                  dbz_min: float | None = None,  # normalisation range (default: the cache's)
                  dbz_max: float | None = None,
+                 as_codes: bool = False,  # give uint8 codes (decode with `self.table`, e.g. on the GPU) instead of floats
                 ):
         self.cache = load_cache(cache_dir)
         if split not in self.cache.windows:
@@ -657,13 +675,8 @@ class RadarWindows(Dataset):
         self.n_in, self.n_out = self.cache.n_in, self.cache.n_out
         self.dbz_min = self.cache.norm["dbz_min"] if dbz_min is None else dbz_min
         self.dbz_max = self.cache.norm["dbz_max"] if dbz_max is None else dbz_max
-        # code -> normalised value is one multiply-add: x = code * scale + offset
-        span = self.dbz_max - self.dbz_min
-        self._scale, self._offset = self.cache.dbz_step / span, (self.cache.dbz_min - self.dbz_min) / span
-        # missing pixels are stored as code 0, which is already 0 (no echo) under the cache's own range,
-        # where codes never exceed 1 either: then the item needs neither a fill nor a clamp
-        self._fill_missing = self._offset != 0
-        self._clamp = self._fill_missing or check_quantisation(self.cache.norm["dbz_min"], self.cache.norm["dbz_max"], self.cache.dbz_step) * self._scale > 1 + 1e-6
+        self.as_codes = as_codes
+        self.table = code_table(self.cache.dbz_min, self.cache.dbz_step, self.dbz_min, self.dbz_max)
 
     def __len__(self): return len(self.starts)
 
@@ -680,28 +693,26 @@ class RadarWindows(Dataset):
         s, n_in = int(self.starts[i]), self.n_in
         t = n_in + self.n_out
         codes = self._codes(s, t)
+        # missing pixels are stored as code 0, which reads as 0 (no echo): no separate fill is needed
         for out, c in ((inputs, codes[:n_in]), (targets, codes[n_in:])):
-            out.copy_(c).mul_(self._scale)
-            if self._clamp: out.add_(self._offset).clamp_(0, 1)
-        if self._fill_missing:
-            missing = torch.from_numpy(self.cache.missing_block(s, s + n_in))
-            inputs.masked_fill_(missing, 0.0)
-        ok = torch.from_numpy(self.cache.missing_block(s + n_in, s + t, invert=True))
-        valid.copy_(ok)
-        if self._fill_missing: targets.masked_fill_(~ok, 0.0)
+            out.copy_(c if self.as_codes else decode_codes(c, self.table))
+        valid.copy_(torch.from_numpy(self.cache.missing_block(s + n_in, s + t, invert=True)))
 
     def _empty(self, lead: tuple, dtype) -> torch.Tensor:
         return _batch_tensor((*lead, *self.cache.shape[1:]), dtype)
 
+    @property
+    def _dtype(self): return torch.uint8 if self.as_codes else torch.float32
+
     def __getitem__(self, i):
-        x, v = self._empty((self.n_in + self.n_out,), torch.float32), self._empty((self.n_out,), torch.bool)
+        x, v = self._empty((self.n_in + self.n_out,), self._dtype), self._empty((self.n_out,), torch.bool)
         self._fill(i, x[:self.n_in], x[self.n_in:], v)
         return x[:self.n_in], x[self.n_in:], v
 
     def __getitems__(self, indices):
         "Several windows written straight into batch tensors: `make_loader`'s collate hands them on uncopied."
         b = len(indices)
-        x, y = self._empty((b, self.n_in), torch.float32), self._empty((b, self.n_out), torch.float32)
+        x, y = self._empty((b, self.n_in), self._dtype), self._empty((b, self.n_out), self._dtype)
         v = self._empty((b, self.n_out), torch.bool)
         for k, i in enumerate(indices): self._fill(i, x[k], y[k], v[k])
         return _Windows([(x[k], y[k], v[k]) for k in range(b)], batch=[x, y, v])

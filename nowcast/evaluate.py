@@ -26,6 +26,7 @@ import yaml
 from .baselines import METHOD_LABELS, get_method
 from .cells import cell_measures, core_survival
 from .data import denormalize, load_cache, normalize
+from .inference import Forecaster, load_model
 from .io import atomic_write
 from .verification import Scoreboard
 
@@ -34,7 +35,7 @@ _log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['DEFAULT_METHODS', 'pick_windows', 'Window', 'read_window', 'model_forecast', 'model_forecaster',
            'baseline_forecaster', 'Result', 'score_windows', 'headline_metrics', 'write_results', 'evaluate',
-           'summarize', 'move_or_grow', 'cli_main']
+           'bar_sentence', 'summarize', 'move_or_grow', 'cli_main']
 
 # %% ../nbs/09_evaluate.ipynb #9339ccb7
 def pick_windows(
@@ -79,34 +80,25 @@ def model_forecast(
     dbz_min: float = -10.0,  # normalisation range, low end (params prepare.dbz_min)
     dbz_max: float = 70.0,  # normalisation range, high end
     missing: np.ndarray | None = None,  # bool like inputs, True = not observed (filled with no echo)
+    amp: str | bool | None = "auto",  # train.amp: the precision, as in predict
 ) -> np.ndarray:
     "The model's forecast `[n_out, Z, H, W]` (or `[B, n_out, Z, H, W]`) in dBZ, clipped to `[dbz_min, dbz_max]`."
-    x = np.asarray(inputs_dbz, np.float32)
-    if x.ndim not in (4, 5):
-        raise ValueError(f"model_forecast: inputs must be [n_in, Z, H, W] dBZ (or a batch of them), got shape {x.shape}")
-    single = x.ndim == 4
-    x = normalize(np.nan_to_num(x, nan=dbz_min), dbz_min, dbz_max).astype(np.float32)
-    if missing is not None:
-        x = np.where(np.asarray(missing, bool).reshape(x.shape), np.float32(0.0), x)
-    x = x[None] if single else x
     device = next(iter(model.parameters()), torch.zeros(0)).device
-    with torch.inference_mode():
-        y = model(torch.from_numpy(x).to(device)).float().cpu().numpy()
-    y = np.clip(denormalize(y.astype(np.float64), dbz_min, dbz_max), dbz_min, dbz_max).astype(np.float32)
-    return y[0] if single else y
+    return Forecaster(model, dbz_min=dbz_min, dbz_max=dbz_max, device=device, amp=amp)(inputs_dbz, missing)
 
 # %% ../nbs/09_evaluate.ipynb #fb7bf0f4
 def model_forecaster(
-    model: torch.nn.Module,  # the trained model (eval mode)
+    model,  # the trained model (eval mode), or a `nowcast.inference.Forecaster`
     *,
-    dbz_min: float = -10.0,  # normalisation range, low end
+    dbz_min: float = -10.0,  # normalisation range, low end (when `model` is a plain model)
     dbz_max: float = 70.0,  # normalisation range, high end
 ):
-    "A forecaster (Window -> dBZ forecast) running `model`; its `.many(windows)` forecasts a batch in one call."
-    def forecast(w): return model_forecast(model, w.inputs, dbz_min=dbz_min, dbz_max=dbz_max, missing=w.inputs_missing)
-    def many(ws): return model_forecast(model, np.stack([w.inputs for w in ws]), dbz_min=dbz_min, dbz_max=dbz_max,
-                                        missing=np.stack([w.inputs_missing for w in ws]))
-    forecast.many = many
+    "A forecaster (Window -> dBZ forecast) running the model; its `.many(windows)` forecasts a batch in one call."
+    f = model if isinstance(model, Forecaster) else Forecaster(
+        model, dbz_min=dbz_min, dbz_max=dbz_max, device=next(iter(model.parameters()), torch.zeros(0)).device)
+    def forecast(w): return f(w.inputs, w.inputs_missing)
+    def many(ws): return f(np.stack([w.inputs for w in ws]), np.stack([w.inputs_missing for w in ws]))
+    forecast.many, forecast.forecaster = many, f
     return forecast
 
 def baseline_forecaster(
@@ -319,10 +311,11 @@ def evaluate(
     if model is None and model_path is not None:
         if not Path(model_path).is_file():
             raise FileNotFoundError(f"{model_path}: checkpoint not found (run the training stages first)")
-        from nowcast.train import load_model
         model, _ = load_model(model_path)
-    if model is not None:
-        forecasters["model"] = model_forecaster(model.eval(), dbz_min=lo, dbz_max=hi)
+    if model is not None:   # the device and precision policy of predict: train.device, train.amp
+        tp = params.get("train", {}) or {}
+        forecasters["model"] = model_forecaster(Forecaster(model.eval(), dbz_min=lo, dbz_max=hi,
+                                                           device=tp.get("device", "auto"), amp=tp.get("amp", "auto")))
     methods = list(ev.get("methods", DEFAULT_METHODS))
     _warm_up(methods)
     cadence = _cadence_s(cache, starts)
@@ -336,11 +329,33 @@ def evaluate(
                         core_dbz=float(ev.get("core_dbz", 50.0)), core_radius_km=float(ev.get("core_radius_km", 5.0)),
                         cell_min_area_km2=float(ev.get("cell_min_area_km2", 30.0)),
                         batch_size=int(ev.get("batch_size", 8)))
+    if "model" in forecasters:   # where and how the scored forecasts were computed
+        f = forecasters["model"].forecaster
+        res.metrics["model"].update(device=str(f.device), precision=f.precision)
     if reports_dir is not None:
         write_results(res, reports_dir, headline_dbz=headline)
     return res
 
 # %% ../nbs/09_evaluate.ipynb #fa834021
+def bar_sentence(
+    name: str,  # the method's display name
+    csi_by_lead,  # pandas Series: lead (min) -> CSI
+    bar: float = 0.4,  # the users' useful-forecast CSI
+) -> str:
+    "Where a method's CSI first falls below the bar (and whether it comes back above it)."
+    ok = [bool(np.isfinite(v) and v >= bar) for v in csi_by_lead.to_numpy()]
+    leads = [f"{l:g}" for l in csi_by_lead.index]
+    if all(ok):
+        return f"{name} keeps CSI >= {bar:g} at every lead, up to t+{leads[-1]} min."
+    first = ok.index(False)
+    if first == 0:
+        text = f"{name} is below CSI {bar:g} from the first lead (t+{leads[0]} min)"
+    else:
+        text = f"{name} keeps CSI >= {bar:g} up to t+{leads[first - 1]} min and falls below it at t+{leads[first]} min"
+    back = [leads[k] for k in range(first + 1, len(ok)) if ok[k]]
+    return text + (f" (above it again at t+{', t+'.join(back)} min)." if back else ".")
+
+
 def summarize(
     res: Result,  # from `evaluate`
     *,
@@ -361,8 +376,7 @@ def summarize(
     for m, leads in wins.items():
         lines.append(f"{label(m)} has the best CSI at {headline_dbz:g} dBZ at t+{', t+'.join(leads)} min.")
     for m in res.methods:
-        ok = [f"{l:g}" for l, v in csi[m].items() if np.isfinite(v) and v >= bar]
-        lines.append(f"{label(m)} stays at CSI >= {bar:g} " + (f"up to t+{ok[-1]} min." if ok else "at no lead."))
+        lines.append(bar_sentence(label(m), csi[m], bar))
     if "model" in res.methods:
         lines.append(move_or_grow(res))
     return lines

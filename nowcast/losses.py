@@ -31,10 +31,13 @@ def dbz_to_normalized(dbz: float,  # reflectivity in dBZ
 def pixel_weights(target: torch.Tensor,  # normalised targets
                   valid: torch.Tensor,  # bool, True where observed
                   high_threshold: float,  # threshold in normalised units
-                  high_penalty_weight: float = 1.0,  # weight of pixels at or above it
+                  high_penalty_weight: float = 1.0,  # weight of high-reflectivity pixels
+                  pred: torch.Tensor | None = None,  # the forecast: also weigh where *it* is high (false alarms)
                  ) -> torch.Tensor:
-    "Per-pixel loss weights: `high_penalty_weight` at high targets, 1 elsewhere, 0 where missing."
-    w = torch.where(target >= high_threshold, torch.as_tensor(high_penalty_weight, dtype=target.dtype, device=target.device),
+    "Per-pixel loss weights: `high_penalty_weight` where the target (or the forecast) is high, 1 elsewhere, 0 where missing."
+    high = target >= high_threshold
+    if pred is not None: high = high | (pred.detach() >= high_threshold)
+    w = torch.where(high, torch.as_tensor(high_penalty_weight, dtype=target.dtype, device=target.device),
                     torch.ones((), dtype=target.dtype, device=target.device))
     return w * valid.to(target.dtype)
 
@@ -122,6 +125,7 @@ def nowcast_loss(pred: torch.Tensor,  # normalised forecast [B, T, Z, H, W]
                  high_penalty_weight: float = 1.0,  # phase's high_penalty_weight
                  ssim_weight: float = 0.0,  # phase's ssim_weight
                  huber_delta_dbz: float = 4.0,  # params.train.huber_delta_dbz
+                 high_penalty_on: str = "either",  # params.train.high_penalty_on: "either" (target or forecast high) or "target"
                 ) -> tuple[torch.Tensor, dict[str, float]]:
     "`Huber term (dBZ) + ssim_weight * (1 - SSIM)`, in float32, and its parts as floats."
     if pred.shape != target.shape or valid.shape != target.shape:
@@ -130,9 +134,13 @@ def nowcast_loss(pred: torch.Tensor,  # normalised forecast [B, T, Z, H, W]
     lo, hi = _norm_range(norm, dbz_min, dbz_max)
     with torch.autocast(pred.device.type, enabled=False):  # a loss summed over millions of pixels wants float32
         pred, target, valid = pred.float(), target.float(), valid.bool()
+        if high_penalty_on not in ("either", "target"):
+            raise ValueError(f"high_penalty_on must be 'either' or 'target', not {high_penalty_on!r}")
         n_valid = valid.sum()
-        high = target >= dbz_to_normalized(high_threshold_dbz, lo, hi)
-        weight = pixel_weights(target, valid, dbz_to_normalized(high_threshold_dbz, lo, hi), high_penalty_weight)
+        thr = dbz_to_normalized(high_threshold_dbz, lo, hi)
+        both = high_penalty_on == "either"
+        high = (target >= thr) | ((pred.detach() >= thr) if both else False)
+        weight = pixel_weights(target, valid, thr, high_penalty_weight, pred if both else None)
         huber = weighted_huber(pred, target, weight, huber_delta_dbz, hi - lo, n_valid)
         huber_high = weighted_huber(pred.detach(), target, weight * high, huber_delta_dbz, hi - lo, n_valid)
         ssim = masked_ssim(pred, target, valid)
@@ -140,7 +148,7 @@ def nowcast_loss(pred: torch.Tensor,  # normalised forecast [B, T, Z, H, W]
         loss = huber + ssim_term if ssim_weight else huber
     total = loss.item()
     parts = {"huber": huber.item(), "high_share": huber_high.item() / max(huber.item(), 1e-12),
-             "ssim": ssim.item(), "ssim_term": float(ssim_term), "total": total}
+             "ssim": ssim.item(), "ssim_term": ssim_weight * (1 - ssim.item()), "total": total}
     return loss, parts
 
 

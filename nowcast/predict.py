@@ -20,10 +20,11 @@ import yaml
 import nowcast
 from .io import Grid, Scan, ScanError, atomic_write, azimuthal_equidistant, read_scan, write_grid_netcdf
 from .data import dequantize, denormalize, find_scans, normalize, pool_scan, quantize, scan_time
+from .inference import Forecaster, autocast_dtype, resolve_device
 
 # %% auto #0
-__all__ = ['latest_scan_paths', 'read_latest_scans', 'pool_inputs', 'inference_context', 'run_model', 'upsample_dbz', 'Forecast',
-           'cadence_s', 'forecast_scans', 'forecast_path', 'sha256_of', 'write_forecast', 'load_forecaster', 'predict',
+__all__ = ['latest_scan_paths', 'read_latest_scans', 'pool_inputs', 'run_model', 'upsample_dbz', 'Forecast', 'cadence_s',
+           'forecast_scans', 'forecast_path', 'sha256_of', 'write_forecast', 'load_forecaster', 'predict',
            'predict_test_events', 'cli_main']
 
 # %% ../nbs/10_predict.ipynb #26c90591
@@ -101,25 +102,17 @@ def pool_inputs(scans: list[Scan], # the input scans, oldest first
     return x, missing
 
 # %% ../nbs/10_predict.ipynb #f03f626f
-def inference_context(device: torch.device # where the model runs
-                     ):
-    "bf16 autocast on CUDA, nothing elsewhere (CPU inference stays float32, reproducible)."
-    if device.type == "cuda": return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
-
 def run_model(model: torch.nn.Module, # maps [B, n_in, Z, H, W] -> [B, n_out, Z, H, W], normalised units
               x: np.ndarray, # inputs [n_in, Z, H, W], normalised
               params: dict, # the checkpoint's params (normalisation range)
-              device: torch.device | str | None = None # default: CUDA if available, else CPU
+              device: torch.device | str | None = None, # default: train.device ("auto": CUDA if available)
+              amp: str | bool | None = None, # default: train.amp ("auto": bf16 on CUDA, fp32 on CPU)
              ) -> np.ndarray:
     "The model's forecast `[n_out, Z, H, W]` in dBZ, clipped to `[dbz_min, dbz_max]`."
-    p = _prep(params)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = model.to(device).eval()
-    with torch.no_grad(), inference_context(device):
-        y = model(torch.from_numpy(x)[None].to(device))[0]
-    dbz = denormalize(y.float().cpu().numpy(), p["dbz_min"], p["dbz_max"])
-    return np.clip(dbz, p["dbz_min"], p["dbz_max"]).astype(np.float32)
+    p, tp = _prep(params), (params or {}).get("train", {})
+    f = Forecaster(model, dbz_min=p["dbz_min"], dbz_max=p["dbz_max"], device=device or tp.get("device", "auto"),
+                   amp=tp.get("amp", "auto") if amp is None else amp)
+    return f.to_dbz(f.run(torch.from_numpy(np.ascontiguousarray(x))[None]))[0]
 
 # %% ../nbs/10_predict.ipynb #e9d77a88
 def _cell_index(n_fine: int, n_coarse: int) -> torch.Tensor:
@@ -191,7 +184,8 @@ def forecast_scans(model: torch.nn.Module, # the trained model
                    scan_paths, # the latest scans: a folder, or a list of files
                    *, upsample: bool = True, # bring the forecast back to the input grid
                    field: str | None = None, # reflectivity variable (default: the checkpoint's `data.field`)
-                   device: torch.device | str | None = None # default: CUDA if available, else CPU
+                   device: torch.device | str | None = None, # default: train.device of the checkpoint ("auto")
+                   amp: str | bool | None = None, # default: train.amp of the checkpoint ("auto")
                   ) -> Forecast:
     "Forecast from the latest `n_in` scans: read, pool, run the model, denormalise, upsample."
     p = _prep(ckpt_params)
@@ -202,7 +196,7 @@ def forecast_scans(model: torch.nn.Module, # the trained model
     t["read"] = time.perf_counter() - t0; t0 = time.perf_counter()
     x, pooled_missing = pool_inputs(scans, ckpt_params)
     t["pool"] = time.perf_counter() - t0; t0 = time.perf_counter()
-    pooled = run_model(model, x, ckpt_params, device)
+    pooled = run_model(model, x, ckpt_params, device, amp)
     t["model"] = time.perf_counter() - t0; t0 = time.perf_counter()
     last = scans[-1]
     if upsample:
@@ -267,8 +261,8 @@ def write_forecast(fc: Forecast, # the forecast to write
 # %% ../nbs/10_predict.ipynb #d5410465
 def load_forecaster(model_path # a checkpoint written by training
                    ) -> tuple[torch.nn.Module, dict]:
-    "The model (eval mode) and checkpoint dict, via `nowcast.train.load_model` (the checkpoint contract)."
-    from nowcast.train import load_model  # imported here so that `nowcast predict --help` stays fast
+    "The model (eval mode) and checkpoint dict, via `nowcast.inference.load_model` (the checkpoint contract)."
+    from nowcast.inference import load_model
     return load_model(model_path)
 
 def predict(model_path, # checkpoint (e.g. checkpoints/phase3_best.pt)
@@ -276,11 +270,12 @@ def predict(model_path, # checkpoint (e.g. checkpoints/phase3_best.pt)
             out_dir, # forecast root folder (TITAN layout below it)
             *, upsample: bool = True, # bring the forecast back to the input grid
             field: str | None = None, # reflectivity variable (default: the checkpoint's `data.field`)
-            device: torch.device | str | None = None # default: CUDA if available, else CPU
+            device: torch.device | str | None = None, # default: train.device ("auto": CUDA if available)
+            amp: str | bool | None = None, # default: train.amp ("auto": bf16 on CUDA, fp32 on CPU)
            ) -> list[Path]:
     "Forecast from the latest scans with a checkpoint and write TITAN forecast files; returns them."
     model, ckpt = load_forecaster(model_path)
-    fc = forecast_scans(model, ckpt.get("params", {}), inputs, upsample=upsample, field=field, device=device)
+    fc = forecast_scans(model, ckpt.get("params", {}), inputs, upsample=upsample, field=field, device=device, amp=amp)
     return write_forecast(fc, out_dir, model_config=ckpt.get("model_config"), checkpoint=model_path,
                           params=ckpt.get("params", {}))
 
@@ -289,7 +284,7 @@ def predict_test_events(params: dict, # the whole params dict (`prepare`, `predi
                         model_path, # the checkpoint to forecast with
                         out_dir=None, # forecast root (default: `predict.out_dir`, i.e. forecasts/)
                         *, report_path="reports/predict.json", # the stage's report
-                        device: torch.device | str | None = None # default: CUDA if available, else CPU
+                        device: torch.device | str | None = None, # default: params train.device ("auto")
                        ) -> dict:
     "Forecasts for the last windows of each test event, from raw scans; writes and returns the report."
     from nowcast.data import load_cache
@@ -299,6 +294,8 @@ def predict_test_events(params: dict, # the whole params dict (`prepare`, `predi
     cache = load_cache(params.get("prepare", {}).get("cache_dir", "data/cache"))
     model, ckpt = load_forecaster(model_path)
     sha = sha256_of(model_path)
+    tp = params.get("train", {}) or {}   # one device and precision policy with `evaluate`: train.device, train.amp
+    device, amp = resolve_device(device or tp.get("device", "auto")), tp.get("amp", "auto")
     starts = np.asarray(cache.windows.get("test", []), np.int64)
     chosen = []
     for ev in sorted(set(cache.scan_event[starts].tolist())):
@@ -307,13 +304,15 @@ def predict_test_events(params: dict, # the whole params dict (`prepare`, `predi
     for s in chosen:
         srcs = cache.source_paths[s:s + cache.n_in]
         fc = forecast_scans(model, ckpt.get("params", {}), srcs, upsample=upsample,
-                            field=params.get("data", {}).get("field"), device=device)
+                            field=params.get("data", {}).get("field"), device=device, amp=amp)
         files = write_forecast(fc, out_dir, model_config=ckpt.get("model_config"), checkpoint=model_path,
                                checkpoint_sha256=sha, params=ckpt.get("params", {}))
         forecasts.append({"event": cache.event_names[cache.scan_event[s]], "issue_time": str(fc.issue_time),
                           "inputs": [str(p) for p in fc.sources], "files": [str(f) for f in files],
                           "seconds": {k: round(v, 3) for k, v in fc.timings.items()}})
+    dtype = autocast_dtype(device, amp)
     report = {"model_path": str(model_path), "checkpoint_sha256": sha, "out_dir": str(out_dir),
+              "device": str(device), "precision": {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32"),
               "upsample": upsample, "max_forecasts_per_event": max_forecasts,
               "n_forecasts": len(forecasts), "n_files": sum(len(f["files"]) for f in forecasts), "forecasts": forecasts}
     with atomic_write(report_path) as tmp_report:
@@ -344,7 +343,7 @@ def cli_main(argv: list[str] | None = None # arguments after `nowcast predict`
                     help="bring the forecast back to the input grid (default: predict.upsample)")
     ap.add_argument("--params", default=None, help="params.yaml (default: params.yaml if present)")
     ap.add_argument("--field", default=None, help="reflectivity variable (default: the checkpoint's data.field)")
-    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: train.device of params.yaml, else cuda if available)")
     ap.add_argument("--test-events", action="store_true", help="the DVC stage: forecasts for the prepared test events")
     args = ap.parse_args(_legacy_argv(list(sys.argv[1:] if argv is None else argv)))
     params_file = Path(args.params or "params.yaml")
@@ -362,8 +361,9 @@ def cli_main(argv: list[str] | None = None # arguments after `nowcast predict`
             return 0
         if not args.input:
             ap.error("--input is required (or --test-events)")
+        tp = params.get("train", {}) or {}
         files = predict(args.model_path, args.input if len(args.input) > 1 else args.input[0], out,
-                        upsample=upsample, field=args.field, device=args.device)
+                        upsample=upsample, field=args.field, device=args.device or tp.get("device"), amp=tp.get("amp"))
     except (ValueError, FileNotFoundError) as e:  # ScanError is a ValueError
         print(f"nowcast predict: {e}", file=sys.stderr)
         return 1

@@ -24,8 +24,8 @@ import yaml
 from .io import NO_ECHO_DBZ, Grid, azimuthal_equidistant, write_grid_netcdf
 
 # %% auto #0
-__all__ = ['KINDS', 'MAX_ELEVATION_DEG', 'BLOCKED_AZIMUTH_DEG', 'synth_grid', 'synth_event', 'archive_files', 'make_archive',
-           'dvc_dir_md5', 'cli_main']
+__all__ = ['KINDS', 'MAX_ELEVATION_DEG', 'BLOCKED_AZIMUTH_DEG', 'NOT_BUILT', 'synth_grid', 'synth_event', 'archive_files',
+           'make_archive', 'dvc_dir_md5', 'cli_main']
 
 # %% ../nbs/01_synthetic.ipynb #59ce4d88
 KINDS = ("advection", "multicell", "supercell")
@@ -161,7 +161,7 @@ def _ordinary(rng, pos_mid, t_mid, vel, scale, *, life=None, peak=None) -> _Cell
 
 
 def _plan_advection(rng, half, duration, scale):
-    wind = rng.uniform(10, 18) * 1e-3 * _unit(rng.uniform(0, 2 * np.pi))  # km/s
+    wind = rng.uniform(5, 20) * 1e-3 * _unit(rng.uniform(0, 2 * np.pi))  # km/s: light to strong steering winds
     n = int(round(rng.uniform(5, 8) * max(1.0, half / 64)))
     cells = [_ordinary(rng, rng.uniform(-0.6, 0.6, 2) * half, rng.uniform(0, duration),
                        wind + rng.normal(0, 0.5e-3, 2), scale) for _ in range(n)]
@@ -170,7 +170,7 @@ def _plan_advection(rng, half, duration, scale):
 
 def _plan_multicell(rng, half, duration, scale):
     theta = rng.uniform(0, 2 * np.pi)
-    wind = rng.uniform(8, 13) * 1e-3 * _unit(theta)
+    wind = rng.uniform(6, 15) * 1e-3 * _unit(theta)
     right = _unit(theta - np.pi / 2)
     cluster = wind + rng.uniform(3, 5) * 1e-3 * right  # discrete propagation towards the right flank
     c0 = rng.uniform(-0.15, 0.15, 2) * half - cluster * duration / 2
@@ -190,7 +190,7 @@ def _plan_multicell(rng, half, duration, scale):
 
 def _plan_supercell(rng, half, duration, scale):
     theta = rng.uniform(0, 2 * np.pi)
-    wind = rng.uniform(9, 13) * 1e-3 * _unit(theta)
+    wind = rng.uniform(8, 15) * 1e-3 * _unit(theta)
     right = _unit(theta - np.pi / 2)
     storm = wind + rng.uniform(6, 8) * 1e-3 * right  # right-mover (Bunkers: ~7.5 m/s right of the mean wind)
     mid = rng.uniform(-0.15, 0.15, 2) * half
@@ -278,7 +278,16 @@ def synth_event(
     return np.stack([s[0] for s in scans]), np.stack([s[1] for s in scans]), times
 
 # %% ../nbs/01_synthetic.ipynb #93c9b497
-def _event_plan(events: dict, start, cadence_s: float, scans_per_event: int, days_apart: int) -> list[dict]:
+def _event_lengths(scans_per_event, n_events: int, seed: int) -> list[int]:
+    "Scans of each event: a fixed number, or drawn per event from `[min, max]` (reproducibly from the seed)."
+    if isinstance(scans_per_event, (list, tuple)):
+        lo, hi = (int(v) for v in scans_per_event)
+        if not 1 <= lo <= hi: raise ValueError(f"synthetic.scans_per_event [{lo}, {hi}] must be 1 <= min <= max")
+        return [int(np.random.default_rng([seed, i, 1]).integers(lo, hi + 1)) for i in range(n_events)]
+    return [int(scans_per_event)] * n_events
+
+
+def _event_plan(events: dict, start, cadence_s: float, scans_per_event, days_apart: int, seed: int = 0) -> list[dict]:
     "Name, kind, per-event seed index, and scan times of each event: kinds interleaved, days apart."
     unknown = set(events) - set(KINDS)
     if unknown:
@@ -290,29 +299,32 @@ def _event_plan(events: dict, start, cadence_s: float, scans_per_event: int, day
                 order.append((k, int(events[k]) - left[k]))
                 left[k] -= 1
     plan = []
-    for i, (kind, k) in enumerate(order):
+    for i, ((kind, k), n) in enumerate(zip(order, _event_lengths(scans_per_event, len(order), seed))):
         offset = ((i * 7) % 12) * 600  # storms start at different times of the afternoon
         t0 = np.datetime64(start, "s") + np.timedelta64(i * days_apart * 86400 + offset, "s")
-        times = t0 + np.arange(scans_per_event) * np.timedelta64(int(cadence_s), "s")
+        times = t0 + np.arange(n) * np.timedelta64(int(cadence_s), "s")
         plan.append(dict(name=f"{str(t0)[:10]}_{kind}_{k:02d}", kind=kind, index=i, times=times))
     return plan
 
 
 def _scan_name(t: np.datetime64) -> str:
-    return str(t.astype("datetime64[s]")).replace("-", "").replace(":", "").replace("T", "_") + ".nc"
+    "LROSE's layout inside an event: `yyyymmdd/hhmmss.nc`, so LROSE/TITAN tools find scans by time."
+    s = str(t.astype("datetime64[s]")).replace("-", "").replace(":", "")
+    return f"{s[:8]}/{s[9:15]}.nc"
 
 
 def archive_files(
     *,
     cadence_s: float,  # seconds between scans
-    scans_per_event: int,  # scans in each event
+    scans_per_event,  # scans in each event: a number, or [min, max] drawn per event
     events: dict,  # number of events of each kind
     start="2024-05-01T18:00:00",  # time of the first scan of the first event
     days_apart: int = 2,  # days between the starts of consecutive events
+    seed: int = 0,  # the archive's seed (it draws the events' lengths)
     **_,  # other synthetic parameters (they do not change the file names)
 ) -> list[str]:
-    "The relative paths `make_archive` writes, `<event>/<yyyymmdd_hhmmss>.nc`, in chronological order."
-    return [f"{e['name']}/{_scan_name(t)}" for e in _event_plan(events, start, cadence_s, scans_per_event, days_apart)
+    "The relative paths `make_archive` writes, `<event>/<yyyymmdd>/<hhmmss>.nc`, in chronological order."
+    return [f"{e['name']}/{_scan_name(t)}" for e in _event_plan(events, start, cadence_s, scans_per_event, days_apart, seed)
             for t in e["times"]]
 
 # %% ../nbs/01_synthetic.ipynb #3343f1f4
@@ -326,28 +338,32 @@ def make_archive(
     dx_km: float,  # horizontal spacing, km
     z_top_km: float,  # highest level, km
     cadence_s: float,  # seconds between scans
-    scans_per_event: int,  # scans in each event
+    scans_per_event,  # scans in each event: a number, or [min, max] drawn per event
     events: dict,  # number of events of each kind, e.g. {'advection': 3, 'multicell': 3, 'supercell': 3}
     origin_lat: float,  # the radar's latitude (grid origin)
     origin_lon: float,  # the radar's longitude
+    radar_alt_km: float = 1.675,  # the radar's altitude (KFTG, Denver's WSR-88D, by default)
+    volume_s: float | None = None,  # seconds a volume scan takes (its time bounds end at the scan time); default 0.9 cadence
     start="2024-05-01T18:00:00",  # time of the first scan of the first event
     days_apart: int = 2,  # days between the starts of consecutive events
 ) -> list[Path]:
-    "Write a synthetic archive, one NetCDF per scan in the input format, `out_dir/<event>/<yyyymmdd_hhmmss>.nc`."
+    "Write a synthetic archive, one NetCDF per scan in the input format, `out_dir/<event>/<yyyymmdd>/<hhmmss>.nc`."
     out_dir = Path(out_dir)
     grid = synth_grid(nx, ny, nz, dx_km, z_top_km, origin_lat, origin_lon)
+    volume = np.timedelta64(int(round(0.9 * cadence_s if volume_s is None else volume_s)), "s")
     paths = []
-    for e in _event_plan(events, start, cadence_s, scans_per_event, days_apart):
+    for e in _event_plan(events, start, cadence_s, scans_per_event, days_apart, seed):
         rng = np.random.default_rng([seed, e["index"]])  # each event its own stream
         attrs = {"title": "nowcast synthetic radar archive", "source": "nowcast.synthetic",
                  "history": f"synthetic {e['kind']} event {e['name']}, seed {seed}"}
-        for t, (dbz, missing) in zip(e["times"], _scans(e["kind"], grid, scans_per_event, cadence_s, rng)):
+        for t, (dbz, missing) in zip(e["times"], _scans(e["kind"], grid, len(e["times"]), cadence_s, rng)):
             path = out_dir / e["name"] / _scan_name(t)
-            paths.append(write_grid_netcdf(path, dbz, missing, t, grid, "DBZ", global_attrs=attrs))
+            paths.append(write_grid_netcdf(path, dbz, missing, t, grid, "DBZ", global_attrs=attrs,
+                                           sensor=(origin_lat, origin_lon, radar_alt_km), time_bounds=(t - volume, t)))
     return paths
 
 # %% ../nbs/01_synthetic.ipynb #40cfd93f
-_SYNTH_NAME = re.compile(r"\d{4}-\d{2}-\d{2}_(" + "|".join(KINDS) + r")_\d{2}/\d{8}_\d{6}\.nc")
+_SYNTH_NAME = re.compile(r"\d{4}-\d{2}-\d{2}_(" + "|".join(KINDS) + r")_\d{2}/\d{8}/\d{6}\.nc")
 
 
 def _nc_files(folder: Path) -> list[str]:
@@ -368,20 +384,28 @@ def dvc_dir_md5(
     return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest() + ".dir"
 
 
-def _check_dvc(dvc_file: Path, out: Path) -> int:
-    if not dvc_file.exists():
-        print(f"synth: {dvc_file} does not exist yet; nothing to check (record the archive with `dvc add {out}`)")
+def _recorded_md5(record: Path, out: Path) -> str | None:
+    "The md5 a `.dvc` file or `dvc.lock` records for the folder `out` (None if it records none)."
+    doc = yaml.safe_load(record.read_text()) or {}
+    outs = list(doc.get("outs", []))
+    for stage in (doc.get("stages") or {}).values(): outs += stage.get("outs", [])
+    here = record.parent
+    return next((o.get("md5") for o in outs if (here / o.get("path", "")).resolve() == out.resolve()), None)
+
+
+def _check_dvc(record: Path, out: Path) -> int:
+    if not record.exists():
+        print(f"synth: {record} does not exist yet; nothing to check (`dvc repro` records the archive in dvc.lock)")
         return 0
-    outs = (yaml.safe_load(dvc_file.read_text()) or {}).get("outs", [])
-    want = next((o.get("md5") for o in outs if (dvc_file.parent / o.get("path", "")).resolve() == out.resolve()), None)
+    want = _recorded_md5(record, out)
     if want is None:
-        print(f"synth: {dvc_file} records no md5 for {out}")
+        print(f"synth: {record} records no md5 for {out}")
         return 1
     got = dvc_dir_md5(out)
     if got != want:
-        print(f"synth: {out} differs from the archive recorded in {dvc_file} (md5 {got}, recorded {want})")
+        print(f"synth: {out} differs from the archive recorded in {record} (md5 {got}, recorded {want})")
         return 1
-    print(f"synth: {out} matches {dvc_file} ({got})")
+    print(f"synth: {out} matches {record} ({got})")
     return 0
 
 # %% ../nbs/01_synthetic.ipynb #f9039a59
@@ -404,20 +428,37 @@ def _build(out: Path, syn: dict) -> list[Path]:
     return [out / f for f in archive_files(**syn)]
 
 
+NOT_BUILT = "NOT_BUILT.txt"
+
+
+def _not_built(out: Path, raw_dir) -> None:
+    "The archive's folder when `data.raw_dir` is someone's own archive: a note, no scans."
+    if out.exists(): shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / NOT_BUILT).write_text(f"The synthetic archive was not built: data.raw_dir is {raw_dir}, a user's archive.\n"
+                                 f"Set data.raw_dir to {out} to train on the synthetic archive.\n")
+
+
 def cli_main(
     argv: list[str] | None = None,  # arguments after `nowcast synth`
 ) -> int:
-    "`nowcast synth --params params.yaml [--out DIR] [--force] [--check-dvc data.dvc]`: build the embedded archive."
+    "`nowcast synth --params params.yaml [--out DIR] [--force] [--check-dvc dvc.lock]`: build the embedded archive."
     ap = argparse.ArgumentParser(prog="nowcast synth", description="Build the embedded synthetic radar archive.")
     ap.add_argument("--params", default="params.yaml", help="parameter file (reads `synthetic:` and `data.raw_dir`)")
-    ap.add_argument("--out", default=None, help="folder to write (default: data.raw_dir)")
+    ap.add_argument("--out", default=None, help="folder to write (default: synthetic.out_dir)")
     ap.add_argument("--force", action="store_true", help="rebuild even if the folder already holds the archive")
-    ap.add_argument("--check-dvc", default=None, metavar="FILE.dvc",
-                    help="afterwards, check that the folder matches the md5 recorded in this .dvc file")
+    ap.add_argument("--check-dvc", default=None, metavar="FILE",
+                    help="afterwards, check that the folder matches the md5 recorded in dvc.lock (or a .dvc file)")
     args = ap.parse_args(argv)
     params = yaml.safe_load(Path(args.params).read_text())
     syn = dict(params["synthetic"])
-    out = Path(args.out or params["data"]["raw_dir"])
+    raw_dir = params.get("data", {}).get("raw_dir")
+    out = Path(args.out or syn.pop("out_dir", None) or raw_dir)
+    syn.pop("out_dir", None)
+    if args.out is None and raw_dir is not None and Path(raw_dir).resolve() != out.resolve():
+        _not_built(out, raw_dir)
+        print(f"synth: data.raw_dir is {raw_dir} (not the synthetic archive's {out}): nothing to build")
+        return 0
     expected = archive_files(**syn)
     present = _nc_files(out) if out.is_dir() else []
     if present == sorted(expected) and not args.force:

@@ -20,34 +20,14 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['resolve_device', 'amp_policy', 'PhaseSchedule', 'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint',
-           'load_model', 'epoch_loader', 'apply_channels_last', 'TrainingInterrupted', 'phase_epochs', 'evaluate_loss',
-           'fit', 'apply_overrides', 'train_phase', 'cli_main']
+__all__ = ['PhaseSchedule', 'rng_state', 'set_rng_state', 'save_checkpoint', 'remove_interrupted_writes', 'EpochSampler',
+           'phase_loader', 'epoch_loader', 'rotation_of', 'rotate_batch', 'apply_channels_last', 'TrainingInterrupted',
+           'phase_epochs', 'validate', 'evaluate_loss', 'csi_from_counts', 'EpochLog', 'checkpoint_due', 'fit',
+           'apply_overrides', 'train_phase', 'torchrun_command', 'cli_main']
 
 # %% ../nbs/05_train.ipynb #8556828f
-def resolve_device(device: str = "auto" # "auto", "cpu", "cuda", "cuda:1", ...
-                  ) -> torch.device:
-    "The torch device to train on: `auto` is CUDA when available, else CPU."
-    if device in (None, "auto"): return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-# %% ../nbs/05_train.ipynb #ceaa61ab
-_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-def amp_policy(device_type: str, # "cuda" or "cpu"
-               amp: str|bool|None, # train.amp: "auto", "bf16", "fp16", "off" (False/None mean off)
-               bf16_supported: bool, # torch.cuda.is_bf16_supported() on this device
-              ) -> tuple[torch.dtype|None, bool]:
-    "Autocast dtype (None: plain fp32) and whether a GradScaler is needed."
-    amp = "off" if amp in (None, False) else str(amp).lower()
-    if amp not in ("auto", "bf16", "fp16", "off"):
-        raise ValueError(f"train.amp must be auto, bf16, fp16 or off, not {amp!r}")
-    if amp == "off": return None, False
-    if amp == "auto":
-        if device_type != "cuda": return None, False
-        amp = "bf16" if bf16_supported else "fp16"
-    # fp16 gradients underflow without loss scaling; the scaler is a CUDA tool (CPU fp16 runs unscaled)
-    return _AMP_DTYPES[amp], amp == "fp16" and device_type == "cuda"
+from .inference import amp_policy, load_checkpoint, load_model, resolve_device
+from .io import atomic_write
 
 # %% ../nbs/05_train.ipynb #10c69a7b
 class PhaseSchedule:
@@ -125,91 +105,86 @@ def set_rng_state(state: dict # as written by `rng_state`
     random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
 
 # %% ../nbs/05_train.ipynb #1b2f3b00
-def _atomic_writer():
-    "nowcast.io.atomic_write when it exists, else a local equivalent (temp file in the same folder + os.replace)."
-    try:
-        from nowcast.io import atomic_write
-        return atomic_write
-    except ImportError: pass
-    @contextlib.contextmanager
-    def atomic_write(path):
-        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent); os.close(fd)
-        try:
-            yield Path(tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp): os.unlink(tmp)
-    return atomic_write
-
 def save_checkpoint(ckpt: dict, # the checkpoint dict (see docs/architecture.md)
                     path: str|Path, # where it goes; the folder is created
                    ) -> Path:
     "Write `ckpt` atomically: a crash during the save leaves any previous file at `path` intact."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_writer()(path) as tmp: torch.save(ckpt, tmp)
+    with atomic_write(path) as tmp: torch.save(ckpt, tmp)
     return path
 
-def load_checkpoint(path: str|Path, # a checkpoint written by the training stage
-                    map_location: str|torch.device = "cpu", # where its tensors go
-                   ) -> dict:
-    "Load a training checkpoint with `weights_only=True`; a clear error if the file is missing or not one."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"{path}: checkpoint not found")
-    try: ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e: raise ValueError(f"{path}: not a readable checkpoint ({e})") from e
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise ValueError(f"{path}: not a training checkpoint (no 'model' entry)")
-    return ckpt
 
-def load_model(path: str|Path, # a checkpoint written by the training stage
-               device: str|torch.device = "cpu", # where the model goes
-              ) -> tuple[nn.Module, dict]:
-    "Rebuild the checkpoint's model with `nowcast.models.get_model`: `(model in eval mode, checkpoint)`."
-    from nowcast.models import get_model
-    ckpt = load_checkpoint(path, map_location=device)
-    cfg = ckpt["model_config"]
-    model = get_model(cfg["name"], **cfg["kwargs"])
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), ckpt
+def remove_interrupted_writes(ckpt_dir: str|Path, # the checkpoint folder
+                              phase: str, # only this phase's files are touched
+                             ) -> list[Path]:
+    "Delete the temporary files a hard kill left behind while a checkpoint of `phase` was being written."
+    d = Path(ckpt_dir)
+    found = sorted({*d.glob(f".{phase}_*.pt*"), *(d / phase).glob(".epoch_*")})
+    for f in found: f.unlink(missing_ok=True)
+    return found
 
-# %% ../nbs/05_train.ipynb #4136f8c9
-class _SkipSampler(Sampler):
-    "The indices of `base` after the first `skip` ones (resuming mid-epoch)."
-    def __init__(self, base, skip=0): self.base, self.skip = base, skip
+# %% ../nbs/05_train.ipynb #9b6ddaeb
+class EpochSampler(Sampler):
+    "The windows of one rank in the order of `(seed, epoch)`, after the first `skip` of them (resume)."
+    def __init__(self, dataset, seed: int, *, shuffle: bool = True, rank: int = 0, world: int = 1):
+        self.base = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
+        self.skip = 0
+    def set_epoch(self, epoch: int, skip: int = 0):
+        "Choose the epoch's order and how many of its windows are already done."
+        self.base.set_epoch(epoch); self.skip = skip
     def __iter__(self): return iter(list(self.base)[self.skip:])
     def __len__(self): return max(len(self.base) - self.skip, 0)
 
-def epoch_loader(dataset: Dataset, # yields (inputs, targets, valid)
+
+def phase_loader(dataset: Dataset, # yields (inputs, targets, valid)
                  batch_size: int, # windows per batch (per rank)
                  seed: int, # params.seed
-                 epoch: int, # global epoch number: the order depends on (seed, epoch) only
                  *, shuffle: bool = True, # False for validation
-                 skip_batches: int = 0, # batches already done in this epoch (resume)
                  rank: int = 0, world: int = 1, # this process and the number of processes
-                 num_workers: int = 0, # loader worker processes
+                 num_workers: int = 0, # loader worker processes (persistent)
                 ) -> DataLoader:
-    "A loader whose order is reproducible from (seed, epoch), starting after `skip_batches` batches."
+    "A loader for a whole phase; call `loader.sampler.set_epoch(epoch, skip_windows)` before each pass."
     from nowcast.data import make_loader
-    base = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
-    base.set_epoch(epoch)
-    # a fresh generator per (seed, epoch): building the loader draws nothing from the global RNG dropout uses
-    return make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers, seed=seed * 100_003 + epoch,
-                       sampler=_SkipSampler(base, skip_batches * batch_size))
+    return make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers, seed=seed,
+                       sampler=EpochSampler(dataset, seed, shuffle=shuffle, rank=rank, world=world))
+
+
+def epoch_loader(dataset: Dataset, batch_size: int, seed: int, epoch: int, *, shuffle: bool = True,
+                 skip_batches: int = 0, rank: int = 0, world: int = 1, num_workers: int = 0) -> DataLoader:
+    "A loader for one epoch, starting after `skip_batches` batches (see `phase_loader`)."
+    dl = phase_loader(dataset, batch_size, seed, shuffle=shuffle, rank=rank, world=world, num_workers=num_workers)
+    dl.sampler.set_epoch(epoch, skip_batches * batch_size)
+    return dl
 
 # %% ../nbs/05_train.ipynb #c3f70aea
+def rotation_of(seed: int, epoch: int, batch: int, rank: int = 0, *, square: bool = True) -> int:
+    "Quarter turns (0-3) for one batch, reproducible from its position in training."
+    k = int(np.random.default_rng([seed, epoch, batch, rank]).integers(4))
+    return k if square else 2 * (k % 2)
+
+
+def rotate_batch(batch, k: int):
+    "Turn every tensor of `batch` (inputs, targets, valid `[B, T, Z, H, W]`) by `k` quarter turns (clockwise on the map)."
+    k = k % 4
+    return batch if k == 0 else tuple(torch.rot90(t, k, dims=(-2, -1)) for t in batch)
+
+# %% ../nbs/05_train.ipynb #52692c92
 def _to_device(batch, device, channels_last):
     x, y, valid = (t.to(device, non_blocking=True) for t in batch)
     if channels_last and x.dim() == 5: x = x.contiguous(memory_format=torch.channels_last_3d)
     return x, y, valid
 
-def _forward_loss(model, batch, loss_fn, *, autocast_dtype=None, device=torch.device("cpu"), channels_last=False):
-    "Forward one micro-batch under autocast; the loss is computed in fp32."
+def _forward(model, batch, *, autocast_dtype=None, device=torch.device("cpu"), channels_last=False):
+    "Forward one micro-batch under autocast: (forecast as float32, targets, valid) on the device."
     x, y, valid = _to_device(batch, device, channels_last)
     with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
         pred = model(x)
-    loss, _ = loss_fn(pred.float(), y, valid)
-    return loss
+    return pred.float(), y, valid
+
+def _forward_loss(model, batch, loss_fn, **kw):
+    "Forward one micro-batch under autocast; the loss (float32) and its parts."
+    pred, y, valid = _forward(model, batch, **kw)
+    return loss_fn(pred, y, valid)
 
 def _backward(loss, scale=1.0, scaler=None):
     "Backpropagate `loss * scale` (through the GradScaler for fp16)."
@@ -292,24 +267,70 @@ def _all_reduce_sum(values, device):
 
 # %% ../nbs/05_train.ipynb #48ca9326
 @torch.no_grad()
-def evaluate_loss(model: nn.Module, # the model (train/eval mode is set here)
-                  dataset: Dataset, # validation windows
-                  loss_fn, # (pred, target, valid) -> (loss, parts)
-                  *, batch_size: int = 8, device=torch.device("cpu"), autocast_dtype=None,
-                  channels_last: bool = False, rank: int = 0, world: int = 1) -> float:
-    "Mean loss over a dataset (window-weighted, summed over ranks); nan for an empty dataset."
-    if dataset is None or len(dataset) == 0: return math.nan
+def validate(model: nn.Module, # the model (train/eval mode is set here)
+             dataset: Dataset, # validation windows
+             loss_fn, # (pred, target, valid) -> (loss, parts)
+             *, batch_size: int = 8, device=torch.device("cpu"), autocast_dtype=None,
+             channels_last: bool = False, rank: int = 0, world: int = 1,
+             score_fn=None, # (pred, target, valid) -> counts array (e.g. hits, misses, false alarms per lead)
+            ) -> dict:
+    "`{'loss', 'parts', 'counts'}` over a dataset (window-weighted means, summed over ranks); loss nan when empty."
+    if dataset is None or len(dataset) == 0: return {"loss": math.nan, "parts": {}, "counts": None}
     model.eval()
-    total, n = 0.0, 0
+    sums, n, counts = {}, 0, None
     for batch in epoch_loader(dataset, batch_size, 0, 0, shuffle=False, rank=rank, world=world):
-        loss = _forward_loss(model, batch, loss_fn, autocast_dtype=autocast_dtype, device=device,
-                             channels_last=channels_last)
-        total += loss.item() * len(batch[0]); n += len(batch[0])
-    total, n = _all_reduce_sum([total, n], device)
-    return total / max(n, 1)
+        pred, y, valid = _forward(model, batch, autocast_dtype=autocast_dtype, device=device, channels_last=channels_last)
+        loss, parts = loss_fn(pred, y, valid)
+        k = len(batch[0]); n += k
+        for name, v in {"loss": loss.item(), **parts}.items(): sums[name] = sums.get(name, 0.0) + float(v) * k
+        if score_fn is not None:
+            c = np.asarray(score_fn(pred, y, valid), np.float64)
+            counts = c if counts is None else counts + c
+    names = sorted(sums)
+    total = _all_reduce_sum([sums[k] for k in names] + [n], device)
+    means = {k: v / max(total[-1], 1) for k, v in zip(names, total[:-1])}
+    if counts is not None: counts = np.asarray(_all_reduce_sum(counts.ravel().tolist(), device)).reshape(counts.shape)
+    return {"loss": means.pop("loss"), "parts": means, "counts": counts}
+
+def evaluate_loss(model: nn.Module, dataset: Dataset, loss_fn, **kw) -> float:
+    "Mean loss over a dataset (see `validate`); nan for an empty dataset."
+    return validate(model, dataset, loss_fn, **kw)["loss"]
 
 # %% ../nbs/05_train.ipynb #bde856ee
-_PROGRESS = ("batch", "skipped", "loss_sum", "n_seen", "samples", "busy_s")
+def csi_from_counts(counts: np.ndarray # [..., 3+]: hits, misses, false alarms (, correct negatives)
+                   ) -> np.ndarray:
+    "CSI = hits / (hits + misses + false alarms); nan where there is no event at all."
+    c = np.asarray(counts, np.float64)
+    den = c[..., 0] + c[..., 1] + c[..., 2]
+    with np.errstate(invalid="ignore", divide="ignore"): return np.where(den > 0, c[..., 0] / den, np.nan)
+
+# %% ../nbs/05_train.ipynb #9b96a3d8
+class EpochLog:
+    "Running sums of one epoch: loss parts (window-weighted), windows, samples, seconds in data and in total."
+    FIELDS = ("n_seen", "samples", "skipped_epoch", "data_s", "busy_s")
+    def __init__(self, state: dict | None = None):
+        self.sums, self.n_seen, self.samples, self.skipped_epoch, self.data_s, self.busy_s = {}, 0, 0, 0, 0.0, 0.0
+        if state: self.sums = dict(state["sums"]); [setattr(self, k, state[k]) for k in self.FIELDS]
+    def add(self, parts: dict, n: int):
+        "Add one micro-batch's loss parts (`n` windows)."
+        for k, v in parts.items(): self.sums[k] = self.sums.get(k, 0.0) + float(v) * n
+        self.n_seen += n
+    def means(self) -> dict:
+        return {k: v / self.n_seen for k, v in self.sums.items()} if self.n_seen else {}
+    def state(self) -> dict:
+        return {"sums": dict(self.sums), **{k: getattr(self, k) for k in self.FIELDS}}
+
+# %% ../nbs/05_train.ipynb #d9e482a6
+def checkpoint_due(step: int, # optimizer steps done in this phase
+                   since_s: float, # seconds since the last checkpoint was written
+                   every_steps: int = 0, # train.checkpoint_every_steps (0: off)
+                   every_min: float = 0.0, # train.checkpoint_every_min (0: off)
+                  ) -> bool:
+    "Whether a mid-epoch checkpoint is due after this optimizer step."
+    return bool((every_steps and step % int(every_steps) == 0) or (every_min and since_s >= 60 * float(every_min)))
+
+# %% ../nbs/05_train.ipynb #55960e4a
+_PROGRESS = ("batch", "skipped", "epoch_log")
 
 def _checkpoint_paths(root, ckpt_dir, phase):
     d = Path(root) / ckpt_dir
@@ -344,7 +365,37 @@ def _resume_state(paths, phase, resume_from, params):
         print(f"{paths['last']}: interrupted run with other settings; starting {phase} over", file=sys.stderr)
     return None, None
 
-# %% ../nbs/05_train.ipynb #a1f45443
+def _say(msg):
+    "A progress line for logs (dvc repro, docker logs): flushed at once."
+    print(msg, flush=True)
+
+# %% ../nbs/05_train.ipynb #ca5057e8
+class _Run:
+    "The settings of one phase's training, read once from the params."
+    def __init__(self, params, phase, device):
+        tp, pp = params["train"], params[phase]
+        self.bs, self.accum = int(tp.get("batch_size", 8)), max(int(tp.get("accum_steps", 1)), 1)
+        self.nan_policy = tp.get("nan_policy", "error")
+        if self.nan_policy not in ("error", "skip"): raise ValueError(f"train.nan_policy must be error or skip, not {self.nan_policy!r}")
+        self.autocast_dtype, self.use_scaler = amp_policy(device.type, tp.get("amp", "auto"),
+                                                          device.type == "cuda" and torch.cuda.is_bf16_supported())
+        self.amp_name = str(self.autocast_dtype).replace("torch.", "") if self.autocast_dtype else "fp32"
+        self.channels_last = bool(tp.get("channels_last", False))
+        self.augment = str(tp.get("augment", "none") or "none")
+        if self.augment not in ("none", "rot90"): raise ValueError(f"train.augment must be none or rot90, not {self.augment!r}")
+        self.grad_clip = float(pp.get("grad_clip", 0) or 0)
+        self.every_steps, self.every_min = int(tp.get("checkpoint_every_steps", 0) or 0), float(tp.get("checkpoint_every_min", 0) or 0)
+        self.log_every_s = float(tp.get("log_every_s", 30))
+        self.max_batches = int(tp.get("max_batches_per_epoch", 0) or 0)
+        self.num_workers, self.keep_last = int(tp.get("num_workers", 0)), tp.get("keep_last", 2)
+
+
+def _stop(phase, signum, where, path):
+    signum = signum or signal.SIGTERM
+    return TrainingInterrupted(f"{phase}: {signal.Signals(signum).name} received; saved {path} {where}; "
+                               f"run again (or --resume-from {path}) to continue", path, signum)
+
+
 def fit(model: nn.Module, # the model to train (its weights may come from init_from)
         train_data: Dataset, # training windows: items (inputs, targets, valid)
         val_data: Dataset|None, # validation windows (None/empty: the train loss picks the best)
@@ -356,6 +407,8 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
         resume_from: str|Path|None = None, # a checkpoint of this phase: continue exactly
         init_from: str|Path|None = None, # a checkpoint: its weights only (new optimizer, schedule)
         on_step=None, # callback(epoch, batch_done, global_step) after each optimizer step; True stops like SIGTERM
+        score_fn=None, # (pred, target, valid) -> [n_out, 3] hits, misses, false alarms (validation CSI)
+        score_name: str = "csi35", # how the CSI is called in the logs
        ) -> dict:
     "Train one curriculum phase; returns the summary also written to `reports/{phase}_train.json`."
     t0 = time.time()
@@ -366,15 +419,10 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
     seed = int(params.get("seed", 0))
     if device.type == "cpu": torch.use_deterministic_algorithms(True, warn_only=True)
     start, end = phase_epochs(params, phase)
+    run = _Run(params, phase, device)
     paths = _checkpoint_paths(root, tp.get("ckpt_dir", "checkpoints"), phase)
-    bs, accum = int(tp.get("batch_size", 8)), max(int(tp.get("accum_steps", 1)), 1)
-    nan_policy = tp.get("nan_policy", "error")
-    if nan_policy not in ("error", "skip"): raise ValueError(f"train.nan_policy must be error or skip, not {nan_policy!r}")
-    autocast_dtype, use_scaler = amp_policy(device.type, tp.get("amp", "auto"),
-                                            device.type == "cuda" and torch.cuda.is_bf16_supported())
-    amp_name = str(autocast_dtype).replace("torch.", "") if autocast_dtype else "fp32"
-    channels_last = bool(tp.get("channels_last", False))
     if len(train_data) == 0: raise ValueError(f"{phase}: no training windows")
+    if rank == 0: remove_interrupted_writes(paths["dir"], phase)
 
     _seed_everything(seed, rank)
     ckpt, resumed = _resume_state(paths, phase, resume_from, params)
@@ -387,30 +435,34 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
     if model_config is None:   # the models of nowcast.models carry their constructor arguments in `config`
         model_config = {"name": type(model).__name__, "kwargs": dict(getattr(model, "config", {}))}
     raw = model.to(device)
-    if channels_last: raw = apply_channels_last(raw)
+    if run.channels_last: raw = apply_channels_last(raw)
     net = raw
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
         net = DDP(raw, device_ids=[device.index] if device.type == "cuda" else None)
     if tp.get("compile", False): net = torch.compile(net)
 
-    batches_per_epoch = math.ceil(math.ceil(len(train_data) / world) / bs)
-    steps_per_epoch = math.ceil(batches_per_epoch / accum)
+    batches_per_epoch = math.ceil(math.ceil(len(train_data) / world) / run.bs)
+    if run.max_batches: batches_per_epoch = min(batches_per_epoch, run.max_batches)
+    steps_per_epoch = math.ceil(batches_per_epoch / run.accum)
     optimizer = torch.optim.AdamW(raw.parameters(), lr=float(pp["lr"]), weight_decay=float(tp.get("weight_decay", 0.0)))
     schedule = PhaseSchedule(optimizer, float(pp["lr"]), pp.get("scheduler", "none") or "none",
                              int(tp.get("warmup_steps", 0)), (end - start) * steps_per_epoch,
                              int(pp.get("patience", 10)))
-    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
-    state = {"epoch": start, "batch": 0, "step": 0, "best_val": math.inf, "skipped": 0,
-             "loss_sum": 0.0, "n_seen": 0, "samples": 0, "busy_s": 0.0}
+    scaler = torch.amp.GradScaler(device.type, enabled=run.use_scaler)
+    state = {"epoch": start, "batch": 0, "step": 0, "best_val": math.inf, "skipped": 0}
+    elog = EpochLog()
     if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"]); schedule.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler"): scaler.load_state_dict(ckpt["scaler"])
-        state.update(step=ckpt["step"], best_val=ckpt["best_val"], epoch=ckpt["progress"]["next_epoch"])
-        state.update({k: ckpt["progress"][k] for k in _PROGRESS})
+        pr = ckpt["progress"]
+        state.update(step=ckpt["step"], best_val=ckpt["best_val"], epoch=pr["next_epoch"], batch=pr["batch"], skipped=pr["skipped"])
+        elog = EpochLog(pr["epoch_log"])
         rngs = ckpt["rng"] if isinstance(ckpt["rng"], list) else [ckpt["rng"]]
         set_rng_state(rngs[rank % len(rngs)])   # exact when the world size is unchanged
     live = _open_live(root, tp.get("log_dir", "dvclive"), phase, resume=ckpt is not None) if rank == 0 else None
+    loader = phase_loader(train_data, run.bs, seed, rank=rank, world=world, num_workers=run.num_workers)
+    square = len(train_data[0][0].shape) >= 2 and train_data[0][0].shape[-1] == train_data[0][0].shape[-2]
 
     def checkpoint(epoch, finished=False):
         "The checkpoint dict (rank 0; None elsewhere). `epoch`: the epoch the weights belong to."
@@ -421,107 +473,153 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
         return {"model": raw.state_dict(), "model_config": model_config,
                 "params": params, "phase": phase, "epoch": epoch, "step": state["step"],
                 "best_val": state["best_val"], "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
-                "scaler": scaler.state_dict() if use_scaler else {}, "rng": rngs, "finished": finished,
-                "progress": {"next_epoch": state["epoch"], **{k: state[k] for k in _PROGRESS}},
-                "amp": amp_name, "world_size": world}
+                "scaler": scaler.state_dict() if run.use_scaler else {}, "rng": rngs, "finished": finished,
+                "progress": {"next_epoch": state["epoch"], "batch": state["batch"], "skipped": state["skipped"],
+                             "epoch_log": elog.state()},
+                "amp": run.amp_name, "world_size": world}
 
-    history = []
+    def save_last(epoch):
+        ck = checkpoint(epoch)
+        if ck is not None: save_checkpoint(ck, paths["last"])
+
+    history, last_save, last_say = [], time.time(), time.time()
+    if rank == 0:
+        _say(f"{phase}: epochs {start}..{end - 1} on {device} ({run.amp_name}), {len(train_data)} training windows, "
+             f"{batches_per_epoch} batches of {run.bs} per epoch" + (f", resuming from {resumed}" if resumed else ""))
     with _StopFlag() as stop:
         while state["epoch"] < end:
             epoch = state["epoch"]
             net.train()
-            loader = epoch_loader(train_data, bs, seed, epoch, skip_batches=state["batch"], rank=rank, world=world,
-                                  num_workers=int(tp.get("num_workers", 0)))
-            bar = tqdm(total=batches_per_epoch, initial=state["batch"], desc=f"{phase} epoch {epoch}", leave=False,
-                       disable=rank != 0 or not sys.stderr.isatty())
+            loader.sampler.set_epoch(epoch, state["batch"] * run.bs)
             optimizer.zero_grad(set_to_none=True)
             contributed, t_epoch = 0, time.time()
-            for batch in loader:
+            batches = iter(loader)
+            while state["batch"] < batches_per_epoch:
+                t_wait = time.time()
+                batch = next(batches, None)
+                if batch is None: break
+                elog.data_s += time.time() - t_wait
                 b = state["batch"]
-                win_start = b - b % accum
-                window = min(accum, batches_per_epoch - win_start)    # a short last window is flushed
+                if run.augment == "rot90": batch = rotate_batch(batch, rotation_of(seed, epoch, b, rank, square=square))
+                win_start = b - b % run.accum
+                window = min(run.accum, batches_per_epoch - win_start)    # a short last window is flushed
                 last_in_window = b + 1 - win_start == window
                 no_sync = net.no_sync() if (world > 1 and not last_in_window) else contextlib.nullcontext()
                 with no_sync:
-                    loss = _forward_loss(net, batch, loss_fn, autocast_dtype=autocast_dtype, device=device,
-                                         channels_last=channels_last)
+                    loss, parts = _forward_loss(net, batch, loss_fn, autocast_dtype=run.autocast_dtype, device=device,
+                                                channels_last=run.channels_last)
                     # agree across ranks before backward: DDP's gradient hooks need every rank to backpropagate
                     bad = _all_reduce_flags([int(not torch.isfinite(loss.detach()))], device)[0]
-                    if bad and nan_policy == "error":
+                    if bad and run.nan_policy == "error":
                         raise FloatingPointError(f"{phase}: non-finite loss ({loss.item()}) at epoch {epoch}, "
                                                  f"batch {b}, step {state['step']} (train.nan_policy: error)")
-                    if bad: state["skipped"] += 1
+                    if bad: state["skipped"] += 1; elog.skipped_epoch += 1
                     else:
-                        _backward(loss, 1.0 / window, scaler if use_scaler else None)
+                        _backward(loss, 1.0 / window, scaler if run.use_scaler else None)
                         contributed += 1
-                        state["loss_sum"] += loss.item() * len(batch[0]); state["n_seen"] += len(batch[0])
-                state["batch"] = b + 1; state["samples"] += len(batch[0]) * world
-                bar.update(1); bar.set_postfix(loss=f"{loss.item():.4f}",
-                                               samples_s=f"{state['samples'] / max(state['busy_s'] + time.time() - t_epoch, 1e-9):.1f}")
+                        elog.add({"loss": loss.item(), **parts}, len(batch[0]))
+                state["batch"] = b + 1; elog.samples += len(batch[0]) * world
                 if not last_in_window: continue
                 if contributed:
-                    if use_scaler: scaler.unscale_(optimizer)
-                    if float(pp.get("grad_clip", 0) or 0) > 0:
-                        nn.utils.clip_grad_norm_(raw.parameters(), float(pp["grad_clip"]))
-                    if use_scaler: scaler.step(optimizer); scaler.update()
+                    if run.use_scaler: scaler.unscale_(optimizer)
+                    if run.grad_clip > 0: nn.utils.clip_grad_norm_(raw.parameters(), run.grad_clip)
+                    if run.use_scaler: scaler.step(optimizer); scaler.update()
                     else: optimizer.step()
                     schedule.step()
                 optimizer.zero_grad(set_to_none=True); contributed = 0
                 state["step"] += 1
                 if on_step is not None and on_step(epoch, state["batch"], state["step"]) and stop.signum is None:
                     stop.signum = signal.SIGTERM
-                if _all_reduce_flags([int(stop.signum is not None)], device)[0]:
-                    state["busy_s"] += time.time() - t_epoch
-                    ck = checkpoint(epoch)
-                    if ck is not None: save_checkpoint(ck, paths["last"])
-                    bar.close()
-                    if live: live.end()
-                    signum = stop.signum or signal.SIGTERM
-                    raise TrainingInterrupted(f"{phase}: {signal.Signals(signum).name} received; saved {paths['last']} "
-                                              f"at epoch {epoch}, batch {state['batch']}; run again (or --resume-from "
-                                              f"{paths['last']}) to continue", paths["last"], signum)
-            bar.close()
-            state["busy_s"] += time.time() - t_epoch
-            seen = _all_reduce_sum([state["loss_sum"], state["n_seen"]], device)
-            train_loss = seen[0] / seen[1] if seen[1] else math.nan
-            val_loss = evaluate_loss(raw, val_data, loss_fn, batch_size=bs, device=device, autocast_dtype=autocast_dtype,
-                                     channels_last=channels_last, rank=rank, world=world)
-            score = val_loss if math.isfinite(val_loss) else train_loss
-            schedule.epoch_end(score)
-            improved = score < state["best_val"]
-            if improved: state["best_val"] = score
-            history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                            "lr": optimizer.param_groups[0]["lr"],
-                            "samples_per_s": state["samples"] / max(state["busy_s"], 1e-9)})
-            state.update(epoch=epoch + 1, batch=0, loss_sum=0.0, n_seen=0, samples=0, busy_s=0.0)
+                now = time.time()
+                stop_now, due = _all_reduce_flags([int(stop.signum is not None),
+                                                   int(checkpoint_due(state["step"], now - last_save, run.every_steps, run.every_min))], device)
+                if stop_now or (due and state["batch"] < batches_per_epoch):
+                    elog.busy_s += now - t_epoch; t_epoch = now
+                    save_last(epoch); last_save = time.time()
+                    if stop_now:
+                        if live: live.end()
+                        raise _stop(phase, stop.signum, f"at epoch {epoch}, batch {state['batch']}", paths["last"])
+                    if rank == 0: _say(f"{phase}: epoch {epoch}, batch {state['batch']}/{batches_per_epoch}: saved {paths['last']}")
+                if rank == 0 and run.log_every_s >= 0 and now - last_say >= run.log_every_s:
+                    last_say = now
+                    m = elog.means()
+                    _say(f"{phase}: epoch {epoch}, batch {state['batch']}/{batches_per_epoch}, loss {m.get('loss', math.nan):.4g}, "
+                         f"{elog.samples / max(elog.busy_s + now - t_epoch, 1e-9):.1f} samples/s")
+            elog.busy_s += time.time() - t_epoch
+            history.append(_end_of_epoch(epoch, elog, world, device, raw, val_data, loss_fn, run, rank, score_fn, score_name,
+                                         optimizer, schedule, state))
+            state.update(epoch=epoch + 1, batch=0)
+            elog = EpochLog()
             ck = checkpoint(epoch, finished=state["epoch"] >= end)
             if rank == 0:
-                if improved: save_checkpoint(ck, paths["best"])
+                if history[-1].pop("improved"): save_checkpoint(ck, paths["best"])
                 save_checkpoint(ck, paths["epochs"] / f"epoch_{epoch:03d}.pt")
-                _prune(paths["epochs"], tp.get("keep_last", 2))
+                _prune(paths["epochs"], run.keep_last)
                 save_checkpoint(ck, paths["last"])
-                live.step = epoch
-                for k in ("train_loss", "val_loss", "lr", "samples_per_s"): live.log_metric(k, history[-1][k])
-                live.log_metric("skipped_batches", state["skipped"], plot=False)
-                live.sync()
+                _log_epoch(live, epoch, history[-1], state["skipped"])
+                _say(_epoch_line(phase, history[-1], score_name))
+            else: history[-1].pop("improved")
+            last_save = time.time()
             if state["epoch"] < end and _all_reduce_flags([int(stop.signum is not None)], device)[0]:
                 if live: live.end()   # a signal during validation: last.pt of this epoch is already written
-                signum = stop.signum or signal.SIGTERM
-                raise TrainingInterrupted(f"{phase}: {signal.Signals(signum).name} received; saved {paths['last']} "
-                                          f"after epoch {epoch}; run again to continue", paths["last"], signum)
+                raise _stop(phase, stop.signum, f"after epoch {epoch}", paths["last"])
     if live: live.end()
     summary = {"phase": phase, "epochs": [start, end], "epochs_run": [h["epoch"] for h in history],
-               "best_val": state["best_val"], "final": history[-1] if history else None,
+               "best_val": state["best_val"], "final": history[-1] if history else None, "history": history,
                "samples_per_s": (sum(h["samples_per_s"] for h in history) / len(history)) if history else None,
                "skipped_batches": state["skipped"], "device": str(device), "world_size": world,
-               "amp_dtype": amp_name,
+               "amp_dtype": run.amp_name,
                "resumed_from": resumed, "init_from": str(init_from) if (init_from and not resumed) else None,
                "wall_s": round(time.time() - t0, 3)}
     if rank == 0:
         out = root / "reports" / f"{phase}_train.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        with _atomic_writer()(out) as t: Path(t).write_text(json.dumps(summary, indent=2, default=str))
+        with atomic_write(out) as t: Path(t).write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def _end_of_epoch(epoch, elog, world, device, raw, val_data, loss_fn, run, rank, score_fn, score_name,
+                  optimizer, schedule, state) -> dict:
+    "Validate, step the plateau schedule, and the epoch's row of numbers (with 'improved')."
+    names = sorted(elog.sums)
+    tot = _all_reduce_sum([elog.sums[k] for k in names] + [elog.n_seen, elog.data_s, elog.busy_s], device)
+    n_seen = tot[len(names)]
+    train_means = {k: v / n_seen if n_seen else math.nan for k, v in zip(names, tot)}
+    val = validate(raw, val_data, loss_fn, batch_size=run.bs, device=device, autocast_dtype=run.autocast_dtype,
+                   channels_last=run.channels_last, rank=rank, world=world, score_fn=score_fn)
+    train_loss = train_means.pop("loss", math.nan)
+    score = val["loss"] if math.isfinite(val["loss"]) else train_loss
+    schedule.epoch_end(score)
+    improved = score < state["best_val"]
+    if improved: state["best_val"] = score
+    row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], "lr": optimizer.param_groups[0]["lr"],
+           "samples_per_s": elog.samples / max(elog.busy_s, 1e-9),
+           "data_wait_frac": tot[-2] / max(tot[-1], 1e-9), "skipped_batches_epoch": elog.skipped_epoch}
+    row.update({f"train_{k}": v for k, v in train_means.items()})
+    row.update({f"val_{k}": v for k, v in val["parts"].items()})
+    if val["counts"] is not None:
+        csi = csi_from_counts(val["counts"])
+        row[f"val_{score_name}"] = float(np.nanmean(csi)) if np.isfinite(csi).any() else math.nan
+        row.update({f"val_{score_name}_lead{k + 1}": float(c) for k, c in enumerate(csi)})
+    row["improved"] = improved
+    return row
+
+
+def _log_epoch(live, epoch, row, skipped_total):
+    "One dvclive step per epoch: every number of the row (per-lead CSI as plain metrics, not plots)."
+    live.step = epoch
+    for k, v in row.items():
+        if k == "epoch": continue
+        live.log_metric(k, v, plot="_lead" not in k and k != "skipped_batches_epoch")
+    live.log_metric("skipped_batches", skipped_total, plot=False)
+    live.sync()
+
+
+def _epoch_line(phase, row, score_name):
+    parts = [f"{phase}: epoch {row['epoch']} train {row['train_loss']:.4g}, val {row['val_loss']:.4g}"]
+    if f"val_{score_name}" in row: parts.append(f"val {score_name} {row[f'val_{score_name}']:.3f}")
+    parts.append(f"{row['samples_per_s']:.1f} samples/s, data wait {row['data_wait_frac']:.0%}")
+    return ", ".join(parts)
 
 # %% ../nbs/05_train.ipynb #7f4868ef
 def apply_overrides(params: dict, # the params dict (not modified)
@@ -545,7 +643,8 @@ def _phase_loss(params, phase, norm):
     tp, pp = params["train"], params[phase]
     return functools.partial(nowcast_loss, norm=norm, high_threshold_dbz=float(tp.get("high_threshold_dbz", 40.0)),
                              high_penalty_weight=float(pp.get("high_penalty_weight", 0.0)),
-                             ssim_weight=float(pp.get("ssim_weight", 0.0)), huber_delta=float(tp.get("huber_delta", 0.05)))
+                             ssim_weight=float(pp.get("ssim_weight", 0.0)),
+                             huber_delta_dbz=float(tp.get("huber_delta_dbz", 4.0)))
 
 def _phase_model(params, cache):
     "The model named in `params.model`, sized for the cache's windows, and its `{name, kwargs}` config."
@@ -560,6 +659,26 @@ def _phase_model(params, cache):
         mp = {k: v for k, v in mp.items() if k in takes}
     model = get_model(name, n_levels=int(cache.shape[1]), n_in=cache.n_in, n_out=cache.n_out, **mp)
     return model, model_config(model)
+
+def _csi_counter(norm, threshold_dbz: float):
+    "(pred, target, valid) normalised -> [n_out, 3] hits, misses, false alarms of the column maximum at the threshold."
+    from nowcast.verification import column_max, contingency_by_lead
+    lo, hi = float(norm["dbz_min"]), float(norm["dbz_max"])
+    def count(pred, target, valid):
+        fc = (pred.detach().float().clamp(0, 1) * (hi - lo) + lo).cpu().numpy()
+        obs, miss = (target.float() * (hi - lo) + lo).cpu().numpy(), ~valid.cpu().numpy()
+        total = 0
+        for f, o, m in zip(fc, obs, miss):
+            oc, om = column_max(o, m)
+            total = total + contingency_by_lead(oc, column_max(f)[0], [threshold_dbz], om)[:, 0, :3]
+        return total
+    return count
+
+def _spread(dataset, n: int):
+    "At most `n` windows of `dataset`, evenly spread (0: all)."
+    from torch.utils.data import Subset
+    if not n or len(dataset) <= n: return dataset
+    return Subset(dataset, np.unique(np.round(np.linspace(0, len(dataset) - 1, int(n))).astype(int)).tolist())
 
 def train_phase(params: dict, # the whole params dict (params.yaml)
                 phase: str, # "phase1", "phase2" or "phase3"
@@ -576,15 +695,18 @@ def train_phase(params: dict, # the whole params dict (params.yaml)
     if phase not in params: raise ValueError(f"params has no {phase!r} section")
     root = Path(root)
     rel = lambda p: None if p in (None, "") else (Path(p) if Path(p).is_absolute() else root / p)
-    cache_dir = rel(params.get("prepare", {}).get("cache_dir", "data/cache"))
+    cache_dir = rel(params.get("prepare", {}).get("cache_dir", "cache"))
     train_ds = RadarWindows(cache_dir, "train")
     val_ds = RadarWindows(cache_dir, "val") if "val" in train_ds.cache.windows else None
+    if val_ds is not None: val_ds = _spread(val_ds, int(params["train"].get("max_val_windows", 0) or 0))
     _seed_everything(int(params.get("seed", 0)))   # the initial weights follow from params.seed
     model, cfg = _phase_model(params, train_ds.cache)
     loss_fn = _phase_loss(params, phase, train_ds.cache.norm)
+    score_dbz = float(params["train"].get("score_dbz", 35.0))
     init = init_from if init_from is not None else params[phase].get("init_from")
     return fit(model, train_ds, val_ds, loss_fn, params, phase, model_config=cfg, root=root,
-               resume_from=rel(resume_from), init_from=rel(init), on_step=on_step)
+               resume_from=rel(resume_from), init_from=rel(init), on_step=on_step,
+               score_fn=_csi_counter(train_ds.cache.norm, score_dbz), score_name=f"csi{score_dbz:g}")
 
 # %% ../nbs/05_train.ipynb #1dba194c
 def _parse_set(item):
@@ -608,17 +730,36 @@ def _parser():
                    help="override any parameter, e.g. --set phase1.lr=3e-4 (repeatable)")
     return p
 
-def cli_main(argv: list[str]|None = None # arguments after `nowcast train`
-            ) -> int:
-    "`nowcast train`: one phase; exit 0 when done, 130/143 after writing `last` on Ctrl-C/SIGTERM."
-    args = _parser().parse_args(argv)
-    path = Path(args.params)
-    if not path.is_file(): print(f"{path}: params file not found", file=sys.stderr); return 2
-    params = yaml.safe_load(path.read_text())
+def torchrun_command(argv: list[str], # arguments after `nowcast train`
+                     nproc: int, # processes (train.nproc_per_node)
+                    ) -> list[str]:
+    "The torchrun command line that runs `nowcast train argv` in `nproc` processes on this machine."
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={int(nproc)}",
+            "-m", "nowcast.cli", "train", *argv]
+
+
+def _overrides(args) -> dict:
     overrides = dict(args.sets)
     if args.batch_size is not None: overrides["train.batch_size"] = args.batch_size
     if args.epochs is not None: overrides[f"{args.phase}.epochs"] = args.epochs
     if args.device is not None: overrides["train.device"] = args.device
+    return overrides
+
+
+def cli_main(argv: list[str]|None = None # arguments after `nowcast train`
+            ) -> int:
+    "`nowcast train`: one phase; exit 0 when done, 130/143 after writing `last` on Ctrl-C/SIGTERM."
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    path = Path(args.params)
+    if not path.is_file(): print(f"{path}: params file not found", file=sys.stderr); return 2
+    params = yaml.safe_load(path.read_text())
+    overrides = _overrides(args)
+    nproc = int(apply_overrides(params, overrides).get("train", {}).get("nproc_per_node", 1) or 1)
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        cmd = torchrun_command(argv, nproc)
+        print(f"nowcast train: {nproc} processes: {' '.join(cmd[2:])}", file=sys.stderr, flush=True)
+        os.execv(cmd[0], cmd)   # torchrun takes this process's place: signals reach it directly
     try:
         summary = train_phase(params, args.phase, overrides=overrides, resume_from=args.resume_from,
                               init_from=args.init_from)

@@ -27,7 +27,8 @@ from . import verification
 __all__ = ['DBZ_LEVELS', 'DBZ_COLORS', 'MISSING_COLOR', 'dbz_cmap', 'radar_projection', 'offline_cartopy', 'natural_earth_file',
            'map_axes', 'ring_spacing_km', 'draw_range_rings', 'draw_coastlines', 'decorate_map', 'column_max',
            'plot_column_max', 'max_row', 'plot_cross_section', 'dbz_colorbar', 'plot_ellipses', 'available_leads',
-           'plot_sequence', 'read_dvclive_history', 'plot_curves', 'plot_csi_by_lead', 'save_figure']
+           'plot_sequence', 'read_dvclive_history', 'plot_curves', 'plot_training', 'plot_motion', 'plot_csi_by_lead',
+           'save_figure']
 
 # %% ../nbs/01a_viz.ipynb #9dd47ba1
 DBZ_LEVELS = np.arange(5.0, 80.0, 5.0)  # colour boundaries, dBZ: 5, 10, ..., 75
@@ -448,6 +449,66 @@ def plot_curves(histories: dict,          # phase -> {metric: (steps, values) or
         ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     return fig, (ax_loss, ax_lr)
+
+# %% ../nbs/01a_viz.ipynb #7b597b2b
+def plot_training(histories: dict,  # phase -> {metric: (steps, values)} (from `read_dvclive_history`)
+                  score: str = "val_csi35",  # the validation skill metric drawn in the last row
+                  dpi: int = 80,
+                  ):
+    "Per-phase panels: loss, loss parts (validation) and validation CSI per epoch; returns (fig, axes [3, n_phases])."
+    phases = list(histories)
+    fig, axes = plt.subplots(3, max(len(phases), 1), figsize=(3.6 * max(len(phases), 1), 6.6), dpi=dpi,
+                             squeeze=False, sharex="col")
+    for c, phase in enumerate(phases):
+        h = histories[phase]
+        ax_loss, ax_parts, ax_csi = axes[:, c]
+        for metric, color in (("train_loss", "C0"), ("val_loss", "C1")):
+            sr = _series(h, metric)
+            if sr is not None and len(sr[0]): ax_loss.plot(sr[0], sr[1], marker="o", ms=3, color=color, label=metric.replace("_", " "))
+        ax_loss.set_title(phase, fontsize=9)
+        for metric, color, label in (("val_huber", "C3", "Huber (dBZ)"), ("val_ssim_term", "C4", "SSIM term")):
+            sr = _series(h, metric)
+            if sr is not None and len(sr[0]): ax_parts.plot(sr[0], sr[1], marker="o", ms=3, color=color, label=label)
+        share = _series(h, "val_high_share")
+        if share is not None and len(share[0]):
+            tw = ax_parts.twinx()
+            tw.plot(share[0], share[1], ls=":", color="0.3", label="high-dBZ share")
+            tw.set_ylim(0, 1)
+            if c == len(phases) - 1: tw.set_ylabel("share of the Huber term ≥ high threshold", fontsize=7)
+            tw.tick_params(labelsize=7)
+            tw.legend(fontsize=6, loc="upper right")
+        sr = _series(h, score)
+        if sr is not None and len(sr[0]): ax_csi.plot(sr[0], sr[1], marker="o", ms=3, color="C2")
+        ax_csi.set_ylim(0, 1)
+        ax_csi.set_xlabel("epoch")
+        for ax in (ax_loss, ax_parts, ax_csi):
+            ax.grid(alpha=0.3); ax.tick_params(labelsize=7)
+        if ax_loss.lines: ax_loss.legend(fontsize=6)
+        if ax_parts.lines: ax_parts.legend(fontsize=6, loc="upper left")
+    axes[0, 0].set_ylabel("loss")
+    axes[1, 0].set_ylabel("validation loss parts")
+    axes[2, 0].set_ylabel(score.replace("_", " ").replace("csi", "CSI ≥ ") + " dBZ (mean over leads)", fontsize=8)
+    fig.tight_layout()
+    return fig, axes
+
+# %% ../nbs/01a_viz.ipynb #2dbab037
+def plot_motion(ax,                       # map axes from `map_axes`
+                displacement_km,          # [2 (x, y), Y, X]: how far each pixel's value travelled, km
+                grid,                     # the field's grid
+                every: int | None = None, # draw one arrow per `every` pixels (default: about 12 across)
+                color: str = "k",
+                ):
+    "Arrows of the displacement on a map panel; returns the quiver."
+    x_km, y_km, _ = _coords(grid)
+    d = np.asarray(displacement_km, dtype=float)
+    if d.shape != (2, len(y_km), len(x_km)):
+        raise ValueError(f"viz: displacement has shape {d.shape}, expected (2, {len(y_km)}, {len(x_km)}) for the grid")
+    every = every or max(1, len(x_km) // 12)
+    sl = (slice(every // 2, None, every), slice(every // 2, None, every))
+    xx, yy = np.meshgrid(x_km, y_km)
+    k = _scale(ax)
+    return ax.quiver(xx[sl] * k, yy[sl] * k, d[0][sl] * k, d[1][sl] * k, angles="xy", scale_units="xy", scale=1,
+                     color=color, width=0.004, gid="motion", **_data_kw(ax))
 
 # %% ../nbs/01a_viz.ipynb #e5cd2b08
 def plot_csi_by_lead(csi: dict,                 # method -> CSI per lead (NaN where undefined)

@@ -43,7 +43,7 @@ def tiny_params(**train):
 
 if __name__ == "__main__":
     # python _train_standins.py ROOT MODE [n_windows]; MODE "slow" prints STEP lines and sleeps (SIGTERM test),
-    # "plain" just trains (DDP test under torchrun).
+    # "ckpt" does the same with a mid-epoch checkpoint every 2 steps (kill -9 test), "plain" just trains (DDP test).
     from nowcast.train import fit
     root, mode = Path(sys.argv[1]), sys.argv[2]
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 8
@@ -51,13 +51,14 @@ if __name__ == "__main__":
     torch.manual_seed(0)
 
     def on_step(epoch, batch, step):
-        if mode == "slow":
+        if mode in ("slow", "ckpt"):
             print(f"STEP {epoch} {batch}", flush=True)
             time.sleep(0.3)
         return False
 
     net = TinyNet()
-    summary = fit(net, tiny_windows(n), tiny_windows(4, seed=1), mse_loss, tiny_params(), "phase1",
+    params = tiny_params(checkpoint_every_steps=2) if mode == "ckpt" else tiny_params()
+    summary = fit(net, tiny_windows(n), tiny_windows(4, seed=1), mse_loss, params, "phase1",
                   root=root, on_step=on_step)
     rank = int(os.environ.get("RANK", 0))
     torch.save(net.state_dict(), root / f"weights_rank{rank}.pt")   # each rank's own copy, for the DDP test

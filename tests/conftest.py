@@ -1,9 +1,8 @@
 """Shared fixtures: a tiny prepared cache and params that train on it in seconds (CPU).
 
 `tiny_cache` is built once per session: the embedded synthetic archive generator
-(`nowcast.synthetic.make_archive`) at a tiny size when it exists, otherwise a few moving echoes written
-with `nowcast.io.write_grid_netcdf`; then `nowcast.data.prepare` pools it (2x2) into a 16x16x2 cache of
-4 + 3 scan windows, one event per split."""
+(`nowcast.synthetic.make_archive`) at a tiny size, then `nowcast.data.prepare` pools it (2x2) into a
+16x16x2 cache of 4 + 3 scan windows, one event per split."""
 import copy
 from pathlib import Path
 
@@ -13,28 +12,8 @@ import pytest
 N_IN, N_OUT, NXY, NZ, POOL = 4, 3, 32, 2, 2
 
 
-def _blob_archive(raw_dir: Path, events: int = 3, scans: int = 12):
-    "A few Gaussian echoes drifting east, one folder per event, a scan every 5 minutes."
-    from nowcast.io import Grid, azimuthal_equidistant, write_grid_netcdf
-    grid = Grid(np.arange(NXY) * 2.0, np.arange(NXY) * 2.0, np.array([1.0, 3.0][:NZ]),
-                azimuthal_equidistant(39.87, -104.76))
-    yy, xx = np.meshgrid(np.arange(NXY), np.arange(NXY), indexing="ij")
-    rng = np.random.default_rng(0)
-    for e in range(events):
-        t0 = np.datetime64("2024-06-01T12:00", "s") + np.timedelta64(e, "D")
-        y0, x0, u = rng.uniform(8, 24), rng.uniform(4, 12), rng.uniform(0.5, 1.5)
-        for k in range(scans):
-            blob = 55 * np.exp(-((yy - y0) ** 2 + (xx - x0 - u * k) ** 2) / 30.0) - 5
-            dbz = np.stack([blob, blob - 10])[:NZ].astype(np.float32)
-            t = t0 + np.timedelta64(300 * k, "s")
-            write_grid_netcdf(raw_dir / f"event{e}" / (str(t).replace("-", "").replace(":", "") + ".nc"), dbz, None, t, grid)
-
-
 def _make_raw(raw_dir: Path):
-    try:
-        from nowcast.synthetic import make_archive
-    except ImportError:
-        return _blob_archive(raw_dir)
+    from nowcast.synthetic import make_archive
     make_archive(raw_dir, seed=7, nx=NXY, ny=NXY, nz=NZ, dx_km=2.0, z_top_km=17.0, cadence_s=300, scans_per_event=12,
                  events={"advection": 1, "multicell": 1, "supercell": 1}, origin_lat=39.87, origin_lon=-104.76)
 
@@ -56,7 +35,7 @@ _PARAMS = {
     "prepare": {"pool": POOL, "dbz_min": -10.0, "dbz_max": 70.0, "dbz_step": 0.5, "n_in": N_IN, "n_out": N_OUT,
                 "stride": 1, "max_gap_s": 450},
     "model": {"name": "ConvLSTM3D_Enhanced", "hidden": [4], "kernel": 3, "groups": 2, "downsample": 2},
-    "train": {"batch_size": 2, "accum_steps": 1, "num_workers": 0, "amp": "auto", "huber_delta": 0.05,
+    "train": {"batch_size": 2, "accum_steps": 1, "num_workers": 0, "amp": "auto", "huber_delta_dbz": 4.0,
               "high_threshold_dbz": 40.0, "weight_decay": 0.0, "warmup_steps": 2, "keep_last": 2,
               "nan_policy": "error", "device": "cpu", "ckpt_dir": "checkpoints", "log_dir": "dvclive"},
     "phase1": {"name": "burn-in", "epochs": 2, "lr": 3e-3, "scheduler": "none", "high_penalty_weight": 10.0,

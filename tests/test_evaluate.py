@@ -23,7 +23,7 @@ def params_file(tiny_params, tmp_path):
 @pytest.fixture
 def checkpoint(tiny_cache, tmp_path):
     "A checkpoint as the training stages leave it (docs/architecture.md), random weights."
-    models = pytest.importorskip("nowcast.models")
+    from nowcast import models
     from nowcast.data import load_cache
     cache = load_cache(tiny_cache)
     torch.manual_seed(0)
@@ -80,7 +80,6 @@ def test_missing_checkpoint_is_a_clear_error(params_file, tmp_path, capsys):
 
 
 def test_corrupt_checkpoint_is_a_clear_error(params_file, tmp_path, capsys):
-    pytest.importorskip("nowcast.models")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     assert cli_main(["--params", str(params_file), "--model-path", str(bad), "--reports-dir", str(tmp_path / "r")]) == 1

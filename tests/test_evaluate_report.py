@@ -19,11 +19,8 @@ def _run(*cmd, cwd=None):
 
 
 def _checkpoint(cache_dir, path: Path):
-    "A checkpoint as the training stages leave it, or None while nowcast.models does not exist."
-    try:
-        from nowcast.models import get_model
-    except ImportError:
-        return None
+    "A checkpoint as the training stages leave it."
+    from nowcast.models import get_model
     from nowcast.data import load_cache
     cache = load_cache(cache_dir)
     torch.manual_seed(0)
@@ -53,9 +50,9 @@ def test_report_runs_and_renders_offline(tiny_params, tiny_cache, tmp_path):
     out = tmp_path / "reports" / "evaluate_report.ipynb"
     out.parent.mkdir()
     _run(BIN / "papermill", NOTEBOOK, out, "-k", "python3", "-p", "params_path", "params.yaml",
-         "-p", "model_path", "checkpoints/phase3_best.pt" if ckpt else "none", "-p", "n_examples", "1",
+         "-p", "model_path", "checkpoints/phase3_best.pt", "-p", "n_examples", "1",
          "--cwd", tmp_path)
-    methods = (["model"] if ckpt else []) + ["persistence", "optical_flow", "titan_style"]
+    methods = ["model", "persistence", "optical_flow", "titan_style"]
     metrics = json.loads((tmp_path / "reports" / "metrics.json").read_text())
     assert list(metrics) == methods
     for name in ("scores.csv", "csi35_by_lead.csv", "cells.csv"):

@@ -1,6 +1,8 @@
-"""The DVC pipeline end to end on tiny params: every stage runs, a second repro does nothing, and a
-phase-3 change reruns phase 3 onwards only."""
-import json, os, re, shutil, subprocess, sys
+"""The DVC pipeline end to end on tiny params, through `dvc repro` itself: every stage runs, a second repro
+does nothing, a phase-3 change reruns phase 3 onwards only, a report edit (viz.py) never retrains, SIGTERM
+to `dvc repro`'s process group leaves a mid-epoch checkpoint that the next `dvc repro` resumes, and
+`train.nproc_per_node: 2` trains through the same stage with two processes."""
+import json, os, re, shutil, signal, subprocess, sys, time
 from pathlib import Path
 
 import pytest, yaml
@@ -12,12 +14,13 @@ TINY = {
     "synthetic": {"nx": 32, "ny": 32, "nz": 3, "dx_km": 3.0, "scans_per_event": 17,
                   "events": {"advection": 1, "multicell": 1, "supercell": 1}},
     "prepare": {"n_in": 4, "n_out": 3, "stride": 2, "split": {"train": 0.34, "val": 0.33, "test": 0.33}},
-    "model": {"hidden": [4], "downsample": [2], "groups": 2},
+    "model": {"hidden": [4, 4], "downsample": [2, 2], "groups": 2},
     "train": {"batch_size": 4, "warmup_steps": 2},
     "phase1": {"epochs": 1}, "phase2": {"epochs": 2}, "phase3": {"epochs": 3},
     "evaluate": {"max_windows": 4, "fss_scales": [1, 3]},
     "predict": {"max_forecasts": 1},
 }
+TRAINING = ["train_phase1", "train_phase2", "train_phase3"]
 
 
 def _merge(base, over):
@@ -27,11 +30,15 @@ def _merge(base, over):
     return base
 
 
-def _run(cmd, cwd):
+def _env():
+    return {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONHASHSEED": "0"}
+
+
+def _run(cmd, cwd, check=True):
     "Run a command with the project's venv on PATH; fail the test with its output if it fails."
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONHASHSEED": "0"}
-    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1200)
-    assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-6000:]}\n{res.stderr[-6000:]}"
+    res = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=1200)
+    if check:
+        assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-6000:]}\n{res.stderr[-6000:]}"
     return res.stdout + res.stderr
 
 
@@ -40,36 +47,43 @@ def _ran(out):
     return re.findall(r"Running stage '([^']+)'", out)
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    "A copy of the project with tiny params, its embedded archive built, in its own git repo."
-    dst = tmp_path_factory.mktemp("pipeline") / "proj"
-    dst.mkdir()
+def _copy_project(dst: Path, over: dict) -> Path:
+    "A copy of the project with `over` merged into params.yaml, in its own git repo with DVC."
+    dst.mkdir(parents=True)
     for name in COPY:
         src = ROOT / name
         if src.is_dir(): shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
         else: shutil.copy2(src, dst / name)
-    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), over)
     (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@t"], ["git", "config", "user.name", "t"],
-                ["dvc", "init", "-q"], ["nowcast", "synth", "--params", "params.yaml"],
-                ["dvc", "add", "-q", params["data"]["raw_dir"]], ["git", "add", "-A"], ["git", "commit", "-qm", "tiny"]):
+                ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "tiny"]):
         _run(cmd, dst)
     return dst
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    "A copy of the project with tiny params (the archive is built by the pipeline's own synth stage)."
+    return _copy_project(tmp_path_factory.mktemp("pipeline") / "proj", TINY)
 
 
 def test_repro_runs_every_stage(project):
     "A first `dvc repro` runs all stages and leaves the rendered reports, checkpoints and metrics."
     out = _run(["dvc", "repro"], project)
     stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
-    assert _ran(out) == list(stages), out[-3000:]
+    assert sorted(_ran(out)) == sorted(stages), out[-3000:]
     for phase in ("phase1", "phase2", "phase3"):
-        assert (project / f"reports/{phase}_report.html").stat().st_size > 10_000
+        html = (project / f"reports/{phase}_report.html").read_text()
+        assert len(html) > 10_000 and "Traceback" not in html
         assert (project / f"checkpoints/{phase}_best.pt").exists()
+        train = json.loads((project / f"reports/{phase}_train.json").read_text())
+        assert {"val_huber", "val_ssim_term", "val_high_share", "val_csi35", "data_wait_frac"} <= set(train["final"])
     metrics = json.loads(_run(["dvc", "metrics", "show", "--json"], project))
     assert metrics, "dvc metrics show found no metrics"
     _run(["dvc", "plots", "show", "-o", "plots_html"], project)
     assert (project / "plots_html/index.html").exists()
+    assert "CSI at 35 dBZ" in (project / "reports/summary.md").read_text()
 
 
 def test_second_repro_does_nothing(project):
@@ -78,15 +92,90 @@ def test_second_repro_does_nothing(project):
     assert _ran(out) == [], out[-3000:]
 
 
+def test_report_edit_never_retrains(project):
+    "Editing the plotting code (viz.py) or a report notebook leaves every training stage up to date."
+    viz = project / "nowcast/viz.py"
+    original = viz.read_text()
+    try:
+        viz.write_text(original + "\n# a colour change\n")
+        status = _run(["dvc", "status", "--json"], project)
+        changed = set(json.loads(status))
+        assert changed and not changed & set(TRAINING + ["synth", "prepare"]), changed
+        assert {"report_phase1", "report_phase2", "report_phase3", "evaluate"} <= changed, changed
+    finally:
+        viz.write_text(original)
+    assert json.loads(_run(["dvc", "status", "--json"], project)) == {}
+
+
 def test_phase3_change_reruns_phase3_onwards(project):
-    "A phase-3 parameter change reruns phase 3 and what follows, never phases 1-2."
+    "A phase-3 parameter change reruns phase 3 and what follows, never phases 1-2 or their reports."
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["phase3"]["lr"] = 2e-5
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = _run(["dvc", "repro"], project)
     ran = _ran(out)
     assert ran and ran[0] == "train_phase3", ran
-    assert not {"prepare", "train_phase1", "train_phase2"} & set(ran), ran
+    assert not {"synth", "prepare", "train_phase1", "train_phase2", "report_phase1", "report_phase2"} & set(ran), ran
     _run(["git", "add", "-A"], project)
     _run(["git", "commit", "-qm", "phase3 lr"], project)
     assert "phase3.lr" in _run(["dvc", "exp", "show", "--md"], project)
+
+
+# --- pre-emption and several processes, through `dvc repro` ------------------------------------------------
+
+SLOW = _merge(json.loads(json.dumps(TINY)), {
+    "synthetic": {"scans_per_event": 60},
+    "prepare": {"stride": 1},
+    "train": {"batch_size": 1, "log_every_s": 0, "checkpoint_every_min": 0},
+    "phase1": {"epochs": 3},
+})
+
+
+def _wait_for(proc, pattern, timeout=300):
+    "Read `proc`'s output line by line until a line matches; returns the lines read."
+    lines, t0 = [], time.time()
+    while time.time() - t0 < timeout:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None: break
+            continue
+        lines.append(line)
+        if re.search(pattern, line): return lines
+    raise AssertionError(f"no line matching {pattern!r}:\n{''.join(lines)[-4000:]}")
+
+
+def test_sigterm_to_dvc_repro_saves_and_resumes(tmp_path):
+    """SIGTERM to the process group of `dvc repro` (what a pre-empted host or `docker stop` sends) mid-epoch: the
+    training stage writes a mid-epoch `last` checkpoint; the next `dvc repro` resumes it rather than restarting."""
+    proj = _copy_project(tmp_path / "proj", SLOW)
+    proc = subprocess.Popen(["dvc", "repro", "train_phase1"], cwd=proj, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        _wait_for(proc, r"phase1: epoch 1, batch [3-9]")      # mid-epoch 1
+        os.killpg(proc.pid, signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None: os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode != 0
+    from nowcast.inference import load_checkpoint
+    ck = load_checkpoint(proj / "checkpoints/phase1_last.pt")
+    assert ck["finished"] is False and ck["epoch"] >= 1 and ck["progress"]["batch"] > 0, (ck["epoch"], ck["progress"])
+    step_at_kill, epoch_at_kill = ck["step"], ck["epoch"]
+    out = _run(["dvc", "repro", "train_phase1"], proj)
+    assert "resuming from" in out and "phase1_last.pt" in out, out[-3000:]
+    summary = json.loads((proj / "reports/phase1_train.json").read_text())
+    assert summary["resumed_from"].endswith("phase1_last.pt") and summary["epochs_run"] == list(range(epoch_at_kill, 3))
+    done = load_checkpoint(proj / "checkpoints/phase1_last.pt")
+    assert done["finished"] is True and done["step"] > step_at_kill
+
+
+def test_two_processes_through_the_stage(tmp_path):
+    "`train.nproc_per_node: 2` runs the phase under torchrun (gloo on CPU) from the same `dvc repro` stage."
+    proj = _copy_project(tmp_path / "proj", _merge(json.loads(json.dumps(TINY)), {"train": {"nproc_per_node": 2}}))
+    out = _run(["dvc", "repro", "train_phase1"], proj)
+    assert "2 processes" in out, out[-3000:]
+    summary = json.loads((proj / "reports/phase1_train.json").read_text())
+    assert summary["world_size"] == 2
+    from nowcast.inference import load_checkpoint
+    ck = load_checkpoint(proj / "checkpoints/phase1_last.pt")
+    assert ck["world_size"] == 2 and len(ck["rng"]) == 2 and ck["finished"] is True

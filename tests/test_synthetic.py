@@ -41,7 +41,7 @@ def test_synth_builds_reads_back_and_is_idempotent(project):
     raw = project / "data" / "raw"
     names = sorted(digests(raw))
     assert names == synthetic.archive_files(**TINY)
-    assert len(names) == 9 and names[0] == "2024-05-01_advection_00/20240501_180000.nc"
+    assert len(names) == 9 and names[0] == "2024-05-01_advection_00/20240501/180000.nc"   # LROSE's layout
     assert "3 events, 9 scans" in out and "written" in out
     assert not [p for p in (project / "data").iterdir() if p.name.startswith(".")]  # no temp folder left behind
     scans = [read_scan(raw / n) for n in names]
@@ -96,19 +96,54 @@ def test_failed_build_leaves_old_archive(project, monkeypatch):
 
 
 def test_check_dvc_matches_what_dvc_records(project):
-    rc, out = nowcast("synth", "--params", "params.yaml", cwd=project)
-    assert rc == 0, out
+    "The pipeline's synth stage records the archive's md5 in dvc.lock; `--check-dvc dvc.lock` checks a folder against it."
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
-    for cmd in (["dvc", "init", "-q", "--no-scm"], ["dvc", "add", "-q", "data/raw"]):
-        subprocess.run(cmd, cwd=project, env=env, check=True, capture_output=True, timeout=300)
-    recorded = yaml.safe_load((project / "data" / "raw.dvc").read_text())["outs"][0]["md5"]
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["synthetic"]["out_dir"] = params["data"]["raw_dir"]
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    (project / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"synth": {
+        "cmd": "nowcast synth --params params.yaml", "params": ["synthetic", "data.raw_dir"],
+        "outs": [{"${synthetic.out_dir}": {"cache": False}}]}}}))
+    for cmd in (["dvc", "init", "-q", "--no-scm"], ["dvc", "repro", "-q"]):
+        res = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stdout + res.stderr
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    recorded = lock["stages"]["synth"]["outs"][0]["md5"]
     assert synthetic.dvc_dir_md5(project / "data" / "raw") == recorded
-    rc, out = nowcast("synth", "--params", "params.yaml", "--check-dvc", "data/raw.dvc", cwd=project)
+    rc, out = nowcast("synth", "--params", "params.yaml", "--check-dvc", "dvc.lock", cwd=project)
     assert rc == 0 and "matches" in out, out
     first = sorted((project / "data" / "raw").rglob("*.nc"))[0]
     data = bytearray(first.read_bytes())
     data[-1] ^= 0xFF  # same names, different bytes
-    first.unlink()  # (in case DVC linked the file to its cache)
+    first.unlink()
     first.write_bytes(bytes(data))
-    rc, out = nowcast("synth", "--params", "params.yaml", "--check-dvc", "data/raw.dvc", cwd=project)
+    rc, out = nowcast("synth", "--params", "params.yaml", "--check-dvc", "dvc.lock", cwd=project)
     assert rc == 1 and "differs" in out, out
+
+
+def test_users_archive_is_not_overwritten_and_nothing_is_built(project):
+    "With data.raw_dir pointing at a user's archive, the synth stage leaves it alone and builds nothing."
+    mine = project / "datasets" / "mine"
+    mine.mkdir(parents=True)
+    (mine / "KFTG20240501_180000.nc").write_bytes(b"precious")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"]["raw_dir"] = "datasets/mine"
+    params["synthetic"]["out_dir"] = "data/raw"
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    rc, out = nowcast("synth", "--params", "params.yaml", cwd=project)
+    assert rc == 0 and "nothing to build" in out, out
+    assert (mine / "KFTG20240501_180000.nc").read_bytes() == b"precious"
+    assert [p.name for p in (project / "data" / "raw").iterdir()] == [synthetic.NOT_BUILT]
+
+
+def test_embedded_archive_matches_dvc_lock():
+    "The committed dvc.lock records the md5 the embedded params build: same params, same bytes, on any machine."
+    root = Path(__file__).resolve().parents[1]
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]["synth"]
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    assert lock["params"]["params.yaml"]["synthetic"] == params["synthetic"], "dvc.lock is stale: run dvc repro"
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        syn = {k: v for k, v in params["synthetic"].items() if k != "out_dir"}
+        synthetic.make_archive(Path(d) / "data", **syn)
+        assert synthetic.dvc_dir_md5(Path(d) / "data") == lock["outs"][0]["md5"]

@@ -13,8 +13,7 @@ HERE = Path(__file__).resolve().parent
 def test_two_process_gloo_run(tmp_path):
     "Both ranks finish with identical weights, equal to the checkpoint rank 0 wrote; each rank saw half the windows."
     torchrun = Path(sys.executable).with_name("torchrun")
-    if not torchrun.exists():
-        pytest.skip("torchrun not installed next to this python")
+    assert torchrun.exists(), f"{torchrun}: torchrun comes with torch"
     env = {**os.environ, "PYTHONPATH": str(HERE), "OMP_NUM_THREADS": "1"}
     res = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2",
                           str(HERE / "_train_standins.py"), str(tmp_path), "plain", "8"],
