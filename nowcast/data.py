@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import logging
 import os
 import shutil
 import sys
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,17 +26,23 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, Dataset
 
-from .io import Grid, ScanError, atomic_write, read_scan, read_scan_time
+from .io import Grid, ScanError, atomic_write, read_scan_time
+from .io import READ_TIMEOUT_S, READ_WORKERS, SCAN_ERROR_KINDS, read_options, read_scan_times, read_scans
 
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['Skips', 'find_scans', 'scan_time', 'Event', 'group_events', 'split_counts', 'split_events', 'window_starts',
-           'pool_scan', 'check_quantisation', 'quantize', 'dequantize', 'normalize', 'denormalize', 'grid_to_dict',
-           'grid_from_dict', 'pool_grid', 'prepare', 'Cache', 'load_cache', 'collate_windows', 'RadarWindows',
-           'make_loader', 'prepare_from_params', 'format_summary', 'cli_main']
+__all__ = ['SKIP_KINDS', 'Skips', 'find_scans', 'scan_time', 'Event', 'group_events', 'split_counts', 'split_events',
+           'window_starts', 'pool_scan', 'check_quantisation', 'quantize', 'dequantize', 'normalize', 'denormalize',
+           'grid_to_dict', 'grid_from_dict', 'pool_grid', 'prepare', 'Cache', 'load_cache', 'collate_windows',
+           'RadarWindows', 'make_loader', 'prepare_from_params', 'format_summary', 'cli_main']
 
 # %% ../nbs/02_data.ipynb #a3a605f9
+SKIP_KINDS = {**SCAN_ERROR_KINDS,  # what each kind of skip means, in words
+              "duplicate_time": "same time as the scan before it",
+              "backward_time": "time goes backwards against the files' order",
+              "grid_mismatch": "grid, projection or storage order differs from the archive's first good scan"}
+
 @dataclass
 class Skips:
     "Scans left out of the cache, each with its file, kind and reason."
@@ -42,21 +50,31 @@ class Skips:
 
     def add(self,
             path,  # the scan's file
-            kind: str,  # short category: unreadable, duplicate_time, backward_time, grid_mismatch
+            kind: str,  # short category, one of `SKIP_KINDS`
             reason: str,  # what is wrong, in words
            ):
-        "Log and record one skipped scan."
-        _log.warning("skipped scan (%s): %s", kind, reason)
+        "Record one skipped scan (logged at debug level: the summary comes once, one line per kind)."
+        _log.debug("skipped scan (%s): %s", kind, reason)
         self.items.append({"file": str(path), "kind": kind, "reason": reason})
 
     def counts(self) -> dict:
-        "Number of skips per kind."
+        "Number of skips per kind, most frequent first."
         out = {}
         for it in self.items: out[it["kind"]] = out.get(it["kind"], 0) + 1
-        return out
+        return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def examples(self, n: int = 3) -> dict:
+        "The first `n` skips (file and reason) of each kind."
+        return {k: [{"file": it["file"], "reason": it["reason"]} for it in self.items if it["kind"] == k][:n] for k in self.counts()}
+
+    def summary_lines(self, n: int = 3) -> list[str]:
+        "One line per kind: how many scans, what the kind means, and `n` of the files."
+        return [f"{k}: {c} scan{'s' if c > 1 else ''} ({SKIP_KINDS.get(k, k)}), e.g. "
+                + ", ".join(e["file"] for e in ex) + (", ..." if c > len(ex) else "")
+                for (k, c), ex in zip(self.counts().items(), self.examples(n).values())]
 
     def to_dict(self) -> dict:
-        return {"total": len(self.items), "by_kind": self.counts(), "files": list(self.items)}
+        return {"total": len(self.items), "by_kind": self.counts(), "examples": self.examples(), "files": list(self.items)}
 
 # %% ../nbs/02_data.ipynb #58747dab
 def find_scans(raw_dir  # folder of scans (searched recursively)
@@ -75,7 +93,7 @@ def find_scans(raw_dir  # folder of scans (searched recursively)
 # %% ../nbs/02_data.ipynb #ce2cf730
 def scan_time(path  # a scan file
              ) -> np.datetime64:
-    "The scan's time (datetime64[s]) from its `time` variable only (no field data is read)."
+    "The scan's time (datetime64[s]) from its `time` variable only (in this process; `group_events` reads many with a time limit)."
     return read_scan_time(path)  # the same rules as `read_scan`
 
 # %% ../nbs/02_data.ipynb #f68ad890
@@ -122,25 +140,29 @@ def _split_by_gap(name, paths, times, event_gap_s):
         evs.append(Event(nm, list(paths[a:b]), times[a:b]))
     return evs
 
+def _times_by_folder(scans, skips, timeout_s, workers) -> dict:
+    "{folder: [(path, time)]} of the scans whose time can be read (with a time limit each); the others are skipped."
+    folders = {}
+    for p, t in read_scan_times(sorted(scans), timeout_s=timeout_s, workers=workers):
+        if isinstance(t, ScanError): skips.add(p, t.kind, str(t)); continue
+        folders.setdefault(p.parent, []).append((p, t))
+    return folders
+
 def group_events(scans,  # scan files (from `find_scans`)
                  event_gap_s: float,  # a gap longer than this between scans starts a new event
                  *,
                  root=None,  # folder the event names are relative to (default: common parent)
                  skips: Skips | None = None,  # where skipped scans are recorded
+                 timeout_s: float = READ_TIMEOUT_S,  # the longest reading one file's time may take
+                 workers: int = READ_WORKERS,  # reader processes
                 ) -> list[Event]:
     "Group scans into events: one folder per event, cut wherever the gap exceeds `event_gap_s`."
     skips = Skips() if skips is None else skips
     scans = [Path(p) for p in scans]
     if not scans: return []
     root = Path(root) if root is not None else Path(os.path.commonpath([p.parent for p in scans]))
-    folders = {}
-    for p in sorted(scans):
-        try: t = scan_time(p)
-        except ScanError as e:
-            skips.add(p, "unreadable", str(e)); continue
-        folders.setdefault(p.parent, []).append((p, t))
     events = []
-    for folder, items in sorted(folders.items()):
+    for folder, items in sorted(_times_by_folder(scans, skips, timeout_s, workers).items()):
         rel = folder.relative_to(root).as_posix() if folder != root else ""
         paths, times = _order_folder([p for p, _ in items], np.array([t for _, t in items], "datetime64[s]"), skips)
         events += _split_by_gap(rel or None, paths, times, event_gap_s)
@@ -289,10 +311,6 @@ def pool_grid(grid: Grid,  # the raw grid
     return grid if factor == 1 else grid.pooled(factor)
 
 # %% ../nbs/02_data.ipynb #fbcb3c89
-def _scan_parts(scan):
-    "dbz, missing, time and grid of a `nowcast.io.Scan`."
-    return scan.dbz, scan.missing, np.datetime64(scan.time, "s"), scan.grid
-
 def _pid_alive(pid: int) -> bool:
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
@@ -318,29 +336,34 @@ def _swap_in(tmp: Path, cache_dir: Path):
     os.replace(tmp, cache_dir)
     if old is not None: shutil.rmtree(old, ignore_errors=True)
 
-def _write_scans(events, tmp, *, field, pool, pool_space, dbz_min, dbz_max, dbz_step, skips):
-    "Stream every scan into the cache files; returns per-scan records and the raw grid."
-    times, scan_event, sources, kept_events = [], [], [], []
-    raw_grid = shape = None
-    with open(tmp / "dbz.u8", "wb") as fd, open(tmp / "missing.u8", "wb") as fm:
+def _archive_difference(first, scan) -> str | None:
+    "None if `scan` fits the archive (the first good scan's grid and axis storage order), else why not."
+    if why := _grid_difference(first.grid, scan.grid): return f"grid differs from the archive's ({why})"
+    flipped = [a for a in "zyx" if (a in scan.stored_decreasing) != (a in first.stored_decreasing)]
+    if not flipped: return None
+    way = lambda s, a: "decreasing" if a in s.stored_decreasing else "increasing"
+    return ("; ".join(f"its {a} axis is stored {way(scan, a)}, the archive's ({first.path}) {way(first, a)}" for a in flipped)
+            + ": a coordinate reversed without its data would mirror the scan")
+
+def _write_scans(events, tmp, *, field, reader, pool, pool_space, dbz_min, dbz_max, dbz_step, skips):
+    "Read every scan (bounded in time) and stream it into the cache files; returns per-scan records and the first good scan."
+    times, scan_event, sources, kept_events, first = [], [], [], [], None
+    reads = read_scans([p for ev in events for p in ev.paths], field, **reader)
+    with closing(reads), open(tmp / "dbz.u8", "wb") as fd, open(tmp / "missing.u8", "wb") as fm:
         for ev in events:
             n_before = len(times)
-            for path in ev.paths:
-                try: dbz, missing, t, grid = _scan_parts(read_scan(path, field=field))
-                except ScanError as e:
-                    skips.add(path, "unreadable", str(e)); continue
-                if raw_grid is None: raw_grid = grid  # the first good scan sets the archive's grid
-                elif why := _grid_difference(raw_grid, grid):
-                    skips.add(path, "grid_mismatch", f"{path}: grid differs from the archive's ({why})")
-                    continue
-                shape = dbz.shape
-                pd_, pm = pool_scan(dbz, missing, pool, pool_space, path)
+            for path, scan in itertools.islice(reads, len(ev.paths)):
+                if isinstance(scan, ScanError): skips.add(path, scan.kind, str(scan)); continue
+                if first is None: first = scan  # the first good scan sets the archive's grid
+                elif why := _archive_difference(first, scan):
+                    skips.add(path, "grid_mismatch", f"{path}: {why}"); continue
+                pd_, pm = pool_scan(scan.dbz, scan.missing, pool, pool_space, path)
                 fd.write(quantize(pd_, dbz_min, dbz_max, dbz_step).tobytes())
                 fm.write(np.packbits(pm.ravel()).tobytes())
-                times.append(t); scan_event.append(len(kept_events)); sources.append(str(path))
+                times.append(np.datetime64(scan.time, "s")); scan_event.append(len(kept_events)); sources.append(str(path))
                 if len(times) % 500 == 0: _log.info("prepare: %d scans cached", len(times))
             if len(times) > n_before: kept_events.append((ev.name, n_before, len(times)))
-    return times, scan_event, sources, kept_events, raw_grid, shape
+    return times, scan_event, sources, kept_events, first
 
 def _windows_by_split(kept_events, times, fractions, n_in, n_out, stride, max_gap_s):
     "Windows (global first-scan indices) per split, the event split, and the events too short."
@@ -357,6 +380,29 @@ def _windows_by_split(kept_events, times, fractions, n_in, n_out, stride, max_ga
                for k, evs in split.items()}
     return windows, {k: [e.name for e in evs] for k, evs in split.items()}, too_short
 
+def _too_little(raw_dir, what: str, skips: Skips) -> str:
+    "The error when too little is left: what, and every kind of refusal in one line each."
+    lines = skips.summary_lines()
+    return f"{raw_dir}: {what}" + (f"; {len(skips.items)} scans refused:\n  " + "\n  ".join(lines) if lines else "")
+
+# %% ../nbs/02_data.ipynb #47313ed5
+def _cache_index(report, times, kept, scan_event, sources, raw_grid, windows, *, n_in, n_out, pool, dbz_min, dbz_max,
+                 dbz_step, params) -> dict:
+    "The contents of `index.json`: everything in the cache but the scans themselves."
+    n, z, h, w = len(times), report["shape"]["z"], report["shape"]["y"], report["shape"]["x"]
+    return {
+        "version": 1, "n_scans": n, "shape": [n, z, h, w],
+        "raw_grid": grid_to_dict(raw_grid), "grid": grid_to_dict(pool_grid(raw_grid, pool)),
+        "event_names": [k[0] for k in kept], "event_bounds": [[k[1], k[2]] for k in kept],
+        "scan_event": scan_event, "source_paths": sources,
+        "windows": {k: v.tolist() for k, v in windows.items()},
+        "n_in": n_in, "n_out": n_out,
+        "quantisation": {"dbz_min": dbz_min, "dbz_step": dbz_step, "dtype": "uint8"},
+        "missing_packing": "packbits per scan, ceil(Z*H*W/8) bytes",
+        "norm": {"dbz_min": dbz_min, "dbz_max": dbz_max},
+        "params": params, "report": report,
+    }
+
 def prepare(raw_dir,  # folder of raw scans (one sub-folder per event, or flat)
             cache_dir,  # where the cache goes (replaced atomically)
             *,
@@ -372,32 +418,38 @@ def prepare(raw_dir,  # folder of raw scans (one sub-folder per event, or flat)
             stride: int = 1,  # step between window starts
             max_gap_s: float = 450,  # a window never spans a gap longer than this
             split: dict | None = None,  # split name -> fraction of events, in time order
+            reader: dict | None = None,  # how scans are read: `nowcast.io.read_scans` settings (timeout_s, workers, dbz_range, max_extent_km)
+            min_train_windows: int = 1,  # fewer training windows left than this (after refusals) is an error
            ) -> dict:
     "Check, group, pool and quantise every scan once into a memory-mapped cache; returns the report."
     raw_dir, cache_dir = Path(raw_dir), Path(cache_dir)
     split = dict(split or {"train": 0.6, "val": 0.2, "test": 0.2})
+    reader = {**read_options({}), **(reader or {})}
     check_quantisation(dbz_min, dbz_max, dbz_step); split_counts(0, split)  # bad params fail before any work
     if pool_space not in ("dbz", "linear_z"): raise ValueError(f"pool_space must be 'dbz' or 'linear_z', not {pool_space!r}")
     if int(pool) != pool or pool < 1: raise ValueError(f"pool must be a positive integer, not {pool!r}")
     params = dict(field=field, event_gap_s=event_gap_s, pool=pool, pool_space=pool_space, dbz_min=dbz_min,
                   dbz_max=dbz_max, dbz_step=dbz_step, n_in=n_in, n_out=n_out, stride=stride,
-                  max_gap_s=max_gap_s, split=split)
+                  max_gap_s=max_gap_s, split=split, reader=reader, min_train_windows=min_train_windows)
     scans = find_scans(raw_dir)
     if not scans: raise ValueError(f"{raw_dir}: no scans (*.nc files) found")
     skips = Skips()
-    events = group_events(scans, event_gap_s, root=raw_dir, skips=skips)
-    if not events: raise ValueError(f"{raw_dir}: none of the {len(scans)} scans could be read ({skips.counts()})")
+    events = group_events(scans, event_gap_s, root=raw_dir, skips=skips, timeout_s=reader["timeout_s"], workers=reader["workers"])
+    if not events: raise ValueError(_too_little(raw_dir, f"none of the {len(scans)} scans could be read", skips))
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_dir_for(cache_dir)
     try:
-        times, scan_event, sources, kept, raw_grid, shape = _write_scans(
-            events, tmp, field=field, pool=pool, pool_space=pool_space, dbz_min=dbz_min,
+        times, scan_event, sources, kept, first = _write_scans(
+            events, tmp, field=field, reader=reader, pool=pool, pool_space=pool_space, dbz_min=dbz_min,
             dbz_max=dbz_max, dbz_step=dbz_step, skips=skips)
-        if not times: raise ValueError(f"{raw_dir}: no usable scans ({skips.counts()})")
+        if not times: raise ValueError(_too_little(raw_dir, f"none of the {len(scans)} scans is usable", skips))
         windows, split_names, too_short = _windows_by_split(kept, times, split, n_in, n_out, stride, max_gap_s)
-        times_s = np.asarray(times, "datetime64[s]").astype(np.int64)
-        np.save(tmp / "times.npy", times_s)
-        z, h, w = shape[-3] if len(shape) == 3 else 1, shape[-2] // pool, shape[-1] // pool
+        n_train = len(windows.get("train", []))
+        if n_train < min_train_windows:
+            raise ValueError(_too_little(raw_dir, f"too little left to train: {n_train} training windows from {len(times)} of "
+                                                  f"{len(scans)} scans, fewer than prepare.min_train_windows = {min_train_windows}", skips))
+        np.save(tmp / "times.npy", np.asarray(times, "datetime64[s]").astype(np.int64))
+        shape = first.dbz.shape
         report = {
             "raw_dir": str(raw_dir), "cache_dir": str(cache_dir),
             "scans_found": len(scans), "scans": len(times), "events": len(kept),
@@ -405,25 +457,16 @@ def prepare(raw_dir,  # folder of raw scans (one sub-folder per event, or flat)
             "events_too_short": {"count": len(too_short), "names": [t[0] for t in too_short]},
             "split_events": split_names,
             "windows": {k: int(len(v)) for k, v in windows.items()},
-            "shape": {"z": z, "y": h, "x": w}, "params": params,
+            "shape": {"z": shape[-3], "y": shape[-2] // pool, "x": shape[-1] // pool}, "params": params,
         }
-        index = {
-            "version": 1, "n_scans": len(times), "shape": [len(times), z, h, w],
-            "raw_grid": grid_to_dict(raw_grid), "grid": grid_to_dict(pool_grid(raw_grid, pool)),
-            "event_names": [k[0] for k in kept], "event_bounds": [[k[1], k[2]] for k in kept],
-            "scan_event": scan_event, "source_paths": sources,
-            "windows": {k: v.tolist() for k, v in windows.items()},
-            "n_in": n_in, "n_out": n_out,
-            "quantisation": {"dbz_min": dbz_min, "dbz_step": dbz_step, "dtype": "uint8"},
-            "missing_packing": "packbits per scan, ceil(Z*H*W/8) bytes",
-            "norm": {"dbz_min": dbz_min, "dbz_max": dbz_max},
-            "params": params, "report": report,
-        }
+        index = _cache_index(report, times, kept, scan_event, sources, first.grid, windows, n_in=n_in, n_out=n_out,
+                             pool=pool, dbz_min=dbz_min, dbz_max=dbz_max, dbz_step=dbz_step, params=params)
         (tmp / "index.json").write_text(json.dumps(_to_jsonable(index)))  # written last: marks a complete cache
         _swap_in(tmp, cache_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    for line in skips.summary_lines(): _log.warning("prepare skipped %s", line)
     return report
 
 # %% ../nbs/02_data.ipynb #e1946280
@@ -618,15 +661,17 @@ def make_loader(dataset,  # a `RadarWindows` (or any map-style dataset)
 def prepare_from_params(params: dict) -> dict:
     "Run `prepare` with the `data:` and `prepare:` sections of a params dict."
     d, p = params.get("data", {}), params.get("prepare", {})
-    keys = ("pool", "pool_space", "dbz_min", "dbz_max", "dbz_step", "n_in", "n_out", "stride", "max_gap_s", "split")
+    keys = ("pool", "pool_space", "dbz_min", "dbz_max", "dbz_step", "n_in", "n_out", "stride", "max_gap_s", "split",
+            "min_train_windows")
     return prepare(d.get("raw_dir", "data/raw"), p.get("cache_dir", "data/cache"), field=d.get("field", "DBZ"),
-                   event_gap_s=d.get("event_gap_s", 1800), **{k: p[k] for k in keys if k in p})
+                   event_gap_s=d.get("event_gap_s", 1800), reader=read_options(d), **{k: p[k] for k in keys if k in p})
 
 def format_summary(report: dict) -> str:
-    "A few lines for the terminal."
+    "A few lines for the terminal (the skips one line per kind are in the log, every file in the report)."
     sk = report["skips"]
+    by_kind = ", ".join(f"{k} {n}" for k, n in sk["by_kind"].items())
     lines = [f"prepared {report['scans']} scans in {report['events']} events -> {report['cache_dir']}",
-             f"skipped {sk['total']} scans" + (f" {sk['by_kind']}" if sk["total"] else ""),
+             f"skipped {sk['total']} scans" + (f": {by_kind}" if sk["total"] else ""),
              f"events too short for one window: {report['events_too_short']['count']}"]
     lines += [f"  {k:<6} {len(report['split_events'][k]):>4} events {report['windows'][k]:>7} windows" for k in report["windows"]]
     return "\n".join(lines)
