@@ -19,6 +19,7 @@ import shutil
 import sys
 from contextlib import closing
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,22 +27,24 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, Dataset
 
-from .io import Grid, ScanError, atomic_write, read_scan_time
-from .io import READ_TIMEOUT_S, READ_WORKERS, SCAN_ERROR_KINDS, read_options, read_scan_times, read_scans
+from .io import Grid, ScanError, atomic_write, is_day_folder, read_scan_time
+from .io import READ_TIMEOUT_S, READ_WORKERS, SCAN_ERROR_KINDS, read_many, read_options, read_scan_layout, read_scan_times, read_scans
 
 _log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['SKIP_KINDS', 'Skips', 'find_scans', 'scan_time', 'Event', 'group_events', 'split_counts', 'split_events',
-           'window_starts', 'pool_scan', 'check_quantisation', 'quantize', 'dequantize', 'normalize', 'denormalize',
-           'grid_to_dict', 'grid_from_dict', 'pool_grid', 'prepare', 'Cache', 'load_cache', 'collate_windows',
-           'RadarWindows', 'make_loader', 'prepare_from_params', 'format_summary', 'cli_main']
+           'empty_split_warnings', 'window_starts', 'pool_scan', 'check_quantisation', 'quantize', 'dequantize',
+           'normalize', 'denormalize', 'grid_to_dict', 'grid_from_dict', 'pool_grid', 'GridGroup', 'grid_groups',
+           'pick_grid', 'describe_grid', 'grid_words', 'grid_summary', 'keep_main_grid', 'prepare', 'Cache',
+           'load_cache', 'collate_windows', 'RadarWindows', 'make_loader', 'prepare_from_params', 'format_summary',
+           'cli_main']
 
 # %% ../nbs/02_data.ipynb #a3a605f9
 SKIP_KINDS = {**SCAN_ERROR_KINDS,  # what each kind of skip means, in words
               "duplicate_time": "same time as the scan before it",
               "backward_time": "time goes backwards against the files' order",
-              "grid_mismatch": "grid, projection or storage order differs from the archive's first good scan"}
+              "grid_mismatch": "grid, projection or axis storage order differs from the grid most scans share"}
 
 @dataclass
 class Skips:
@@ -67,27 +70,37 @@ class Skips:
         "The first `n` skips (file and reason) of each kind."
         return {k: [{"file": it["file"], "reason": it["reason"]} for it in self.items if it["kind"] == k][:n] for k in self.counts()}
 
-    def summary_lines(self, n: int = 3) -> list[str]:
+    def summary_lines(self,
+                      n: int = 3,  # files named per kind
+                      said: dict | None = None,  # kind -> count already said otherwise (grid_mismatch: once per grid); left out
+                     ) -> list[str]:
         "One line per kind: how many scans, what the kind means, and `n` of the files."
+        said = said or {}
         return [f"{k}: {c} scan{'s' if c > 1 else ''} ({SKIP_KINDS.get(k, k)}), e.g. "
                 + ", ".join(e["file"] for e in ex) + (", ..." if c > len(ex) else "")
-                for (k, c), ex in zip(self.counts().items(), self.examples(n).values())]
+                for (k, c), ex in zip(self.counts().items(), self.examples(n).values()) if said.get(k) != c]
 
     def to_dict(self) -> dict:
         return {"total": len(self.items), "by_kind": self.counts(), "examples": self.examples(), "files": list(self.items)}
 
 # %% ../nbs/02_data.ipynb #58747dab
-def find_scans(raw_dir  # folder of scans (searched recursively)
+def find_scans(raw_dir  # folder of scans (searched recursively, following symbolic links to folders)
               ) -> list[Path]:
-    "All `*.nc` scan files under `raw_dir`, sorted, without hidden files or radial (`cfrad`) files."
+    "All `*.nc` scan files under `raw_dir`, sorted, without hidden files or radial (`cfrad`) files; each folder read once."
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir(): raise ValueError(f"{raw_dir}: raw folder does not exist")
-    out = []
-    for p in raw_dir.rglob("*.nc"):
-        rel = p.relative_to(raw_dir)
-        if any(part.startswith((".", "_")) for part in rel.parts): continue
-        if "cfrad" in p.name.lower() or not p.is_file(): continue
-        out.append(p)
+    out, seen = [], {}
+    for folder, subdirs, files in os.walk(raw_dir, followlinks=True):  # Path.rglob does not follow linked folders
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up (a loop), or a second link to a folder already read
+            _log.warning("%s: the same folder as %s (a symbolic link); read once", folder, seen[real])
+            subdirs[:] = []; continue
+        seen[real] = folder
+        subdirs[:] = sorted(s for s in subdirs if not s.startswith((".", "_")))
+        for name in files:
+            p = Path(folder) / name
+            if name.endswith(".nc") and not name.startswith((".", "_")) and "cfrad" not in name.lower() and p.is_file():
+                out.append(p)
     return sorted(out)
 
 # %% ../nbs/02_data.ipynb #ce2cf730
@@ -128,6 +141,17 @@ def _order_folder(paths, times, skips):
 
 def _time_name(t) -> str: return str(np.datetime64(t, "s")).replace("-", "").replace(":", "")
 
+def _flat_event_name(path, t, taken) -> str:
+    "The day folder an event of a flat archive starts in (`+k` for a later one starting that day), else its start time."
+    day = Path(path).parent.name
+    if not is_day_folder(day): return _time_name(t)
+    k = sum(n == day or n.startswith(day + "+") for n in taken)
+    return f"{day}+{k}" if k else day
+
+def _event_folder(folder: Path, root: Path) -> Path:
+    "The folder that names a scan's event: its own, or the one above a `yyyymmdd` day folder (LROSE's layout)."
+    return folder.parent if folder != root and is_day_folder(folder.name) else folder
+
 def _split_by_gap(name, paths, times, event_gap_s):
     "Cut one folder's scans wherever the gap exceeds `event_gap_s`."
     if not paths: return []
@@ -135,17 +159,17 @@ def _split_by_gap(name, paths, times, event_gap_s):
     cuts = [0, *(np.nonzero(gaps > event_gap_s)[0] + 1).tolist(), len(paths)]
     evs = []
     for k, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
-        # a flat folder's events are named by their start time; a folder's by the folder, +k after a gap
-        nm = _time_name(times[a]) if name is None else name if k == 0 else f"{name}+{k}"
+        # an event folder's events are named by the folder, +k after a gap; a flat archive's by day folder or start time
+        nm = _flat_event_name(paths[a], times[a], [e.name for e in evs]) if name is None else name if k == 0 else f"{name}+{k}"
         evs.append(Event(nm, list(paths[a:b]), times[a:b]))
     return evs
 
-def _times_by_folder(scans, skips, timeout_s, workers) -> dict:
-    "{folder: [(path, time)]} of the scans whose time can be read (with a time limit each); the others are skipped."
+def _times_by_folder(scans, root, skips, timeout_s, workers) -> dict:
+    "{event folder: [(path, time)]} of the scans whose time can be read (with a time limit each); the others are skipped."
     folders = {}
     for p, t in read_scan_times(sorted(scans), timeout_s=timeout_s, workers=workers):
         if isinstance(t, ScanError): skips.add(p, t.kind, str(t)); continue
-        folders.setdefault(p.parent, []).append((p, t))
+        folders.setdefault(_event_folder(p.parent, root), []).append((p, t))
     return folders
 
 def group_events(scans,  # scan files (from `find_scans`)
@@ -156,13 +180,13 @@ def group_events(scans,  # scan files (from `find_scans`)
                  timeout_s: float = READ_TIMEOUT_S,  # the longest reading one file's time may take
                  workers: int = READ_WORKERS,  # reader processes
                 ) -> list[Event]:
-    "Group scans into events: one folder per event, cut wherever the gap exceeds `event_gap_s`."
+    "Group scans into events: one folder per event (day folders inside it included), cut wherever the gap exceeds `event_gap_s`."
     skips = Skips() if skips is None else skips
     scans = [Path(p) for p in scans]
     if not scans: return []
     root = Path(root) if root is not None else Path(os.path.commonpath([p.parent for p in scans]))
     events = []
-    for folder, items in sorted(_times_by_folder(scans, skips, timeout_s, workers).items()):
+    for folder, items in sorted(_times_by_folder(scans, root, skips, timeout_s, workers).items()):
         rel = folder.relative_to(root).as_posix() if folder != root else ""
         paths, times = _order_folder([p for p, _ in items], np.array([t for _, t in items], "datetime64[s]"), skips)
         events += _split_by_gap(rel or None, paths, times, event_gap_s)
@@ -200,6 +224,26 @@ def split_events(events,  # list of `Event`
     counts, out, i = split_counts(len(events), fractions), {}, 0
     for k, c in counts.items():
         out[k] = events[i:i + c]; i += c
+    return out
+
+# %% ../nbs/02_data.ipynb #7eb77ca5
+def empty_split_warnings(split_events: dict,  # split name -> names of its events (as `prepare` reports them)
+                         fractions: dict,  # split name -> fraction of events
+                         n_too_short: int = 0,  # events left out of the split, too short for one window
+                        ) -> list[str]:
+    "One warning per split that should get events (fraction > 0) but got none: the counts, and what to do."
+    n, need = sum(len(v) for v in split_events.values()), sum(f > 0 for f in fractions.values())
+    counts = ", ".join(f"{k} {len(v)}" for k, v in split_events.items())
+    ratio = "/".join(f"{fractions.get(k, 0):g}" for k in split_events)
+    out = []
+    for k, evs in split_events.items():
+        if fractions.get(k, 0) <= 0 or evs: continue
+        short = f" ({n_too_short} more too short for one window)" if n_too_short else ""
+        todo = f"add events to data.raw_dir (from {need} events with windows on, every split gets one)"
+        if n_too_short: todo += ", use shorter windows (prepare.n_in + n_out) or allow longer gaps (prepare.max_gap_s)"
+        then = "; `nowcast evaluate` scores the test split and stops without it" if k == "test" else ""
+        out.append(f"split {k!r} has no events: {n} events with windows{short} split {ratio} gives {counts}; "
+                   f"{todo}, or set prepare.split.{k} to 0{then}")
     return out
 
 # %% ../nbs/02_data.ipynb #eaaddeec
@@ -309,6 +353,102 @@ def pool_grid(grid: Grid,  # the raw grid
              ) -> Grid:
     "The grid after `factor` x `factor` pooling (block-centre coordinates)."
     return grid if factor == 1 else grid.pooled(factor)
+
+# %% ../nbs/02_data.ipynb #149f8951
+@dataclass
+class GridGroup:
+    "Scans that share one grid (and store its axes the same way)."
+    grid: Grid  # their grid
+    paths: list = field(default_factory=list)  # their files, in the order given
+    stored_decreasing: tuple = ()  # the axes their files store decreasing (`nowcast.io.Scan.stored_decreasing`)
+
+def grid_groups(paths,  # scan files
+                field: str = "DBZ",  # reflectivity variable (its dimensions name the axes)
+                *,
+                reader: dict | None = None,  # `nowcast.io.read_scans` settings (timeout_s, workers, max_extent_km)
+               ) -> list[GridGroup]:
+    "The scans grouped by grid and axis storage order (header reads, each with a time limit), in order of first appearance; unreadable files are left out."
+    r = {**read_options({}), **(reader or {})}
+    read = partial(read_scan_layout, field=field, max_extent_km=r["max_extent_km"])
+    groups = []
+    for p, got in read_many(read, paths, timeout_s=r["timeout_s"], workers=r["workers"]):
+        if isinstance(got, ScanError): continue  # reading the scan names it later, as a refused scan
+        g, order = got
+        hit = next((gg for gg in groups if gg.stored_decreasing == order and gg.grid.matches(g)), None)
+        if hit is None: groups.append(hit := GridGroup(g, stored_decreasing=order))
+        hit.paths.append(p)
+    return groups
+
+def pick_grid(groups: list[GridGroup]) -> GridGroup:
+    "The grid most scans share (on a tie, the one seen first)."
+    return max(groups, key=lambda g: len(g.paths))
+
+def describe_grid(grid: Grid) -> dict:
+    "What tells radar grids apart, JSON-able: shape (z, y, x), spacing, projection origin and extent (km)."
+    r = lambda v: round(float(v), 4)
+    lat, lon = grid.origin_latlon
+    return {"shape": list(grid.shape), "dx_km": r(grid.dx_km), "dy_km": r(grid.dy_km),
+            "origin": None if np.isnan(lat) or np.isnan(lon) else [r(lat), r(lon)],
+            "projection": grid.projection.get("grid_mapping_name"),
+            **{f"{a}_km": [r(c[0]), r(c[-1])] for a, c in (("x", grid.x_km), ("y", grid.y_km), ("z", grid.z_km))}}
+
+def grid_words(d: dict  # from `describe_grid`
+              ) -> str:
+    "A grid in one line of words."
+    nz, ny, nx = d["shape"]
+    where = f"origin {d['origin'][0]:g}, {d['origin'][1]:g}" if d["origin"] else "no origin"
+    proj = f" ({d['projection']})" if d["projection"] else ""
+    extent = ", ".join(f"{a} {d[a + '_km'][0]:g}..{d[a + '_km'][1]:g} km" for a in "xyz")
+    return f"{nz}x{ny}x{nx} (z, y, x), spacing {d['dx_km']:g} x {d['dy_km']:g} km, {where}{proj}, {extent}"
+
+def _group_words(g: GridGroup) -> str:
+    "A group's grid in words, with the axes its files store decreasing."
+    return grid_words(describe_grid(g.grid)) + (f", {'/'.join(g.stored_decreasing)} stored decreasing" if g.stored_decreasing else "")
+
+def grid_summary(groups: list[GridGroup],  # from `grid_groups`
+                 kept: GridGroup,  # the one kept
+                ) -> list[str]:
+    "One line per grid: the grid kept, then how many scans of each other grid are skipped."
+    tail = " (the grid most scans share)" if len(groups) > 1 else ""
+    return [f"kept grid {_group_words(kept)}: {len(kept.paths)} scans{tail}"] + [
+        f"skipped {len(g.paths)} scans on grid {_group_words(g)} (first: {g.paths[0]})"
+        for g in groups if g is not kept]
+
+def _group_difference(kept: GridGroup, g: GridGroup) -> str:
+    "Why the scans of group `g` are not on the archive's grid, in words."
+    if why := _grid_difference(kept.grid, g.grid): return f"grid differs from the archive's ({why})"
+    way = lambda gg, a: "decreasing" if a in gg.stored_decreasing else "increasing"
+    flipped = [a for a in "zyx" if way(g, a) != way(kept, a)]
+    return ("; ".join(f"its {a} axis is stored {way(g, a)}, the archive's {way(kept, a)}" for a in flipped)
+            + ": a coordinate reversed without its data would mirror the scan")
+
+def keep_main_grid(events: list,  # `Event`s from `group_events`
+                   field: str,  # reflectivity variable
+                   skips: Skips,  # where the scans on other grids are recorded (kind grid_mismatch)
+                   *,
+                   reader: dict | None = None,  # `nowcast.io.read_scans` settings (timeout_s, workers, max_extent_km)
+                  ) -> tuple[list, dict]:
+    "The events without the scans that are not on the grid most scans share, and the report's `grids`; logs one line per grid."
+    groups = grid_groups([p for e in events for p in e.paths], field, reader=reader)
+    if not groups: return events, {"kept": None, "skipped": [], "summary": []}
+    kept = pick_grid(groups)
+    lines = grid_summary(groups, kept)
+    for line in lines: _log.log(logging.WARNING if len(groups) > 1 else logging.INFO, line)
+    other = set()
+    for g in groups:
+        if g is kept: continue
+        why = _group_difference(kept, g)
+        for p in g.paths:  # a debug line each: the line above says it once for the whole grid
+            skips.add(p, "grid_mismatch", f"{p}: {why}")
+            other.add(p)
+    out = []
+    for e in events:
+        keep = np.array([p not in other for p in e.paths], bool)
+        if keep.any(): out.append(Event(e.name, [p for p, k in zip(e.paths, keep) if k], e.times[keep]))
+    return out, {"kept": {**describe_grid(kept.grid), "scans": len(kept.paths)},
+                 "skipped": [{**describe_grid(g.grid), "scans": len(g.paths), "first_file": str(g.paths[0])}
+                             for g in groups if g is not kept],
+                 "summary": lines}
 
 # %% ../nbs/02_data.ipynb #fbcb3c89
 def _pid_alive(pid: int) -> bool:
@@ -436,6 +576,7 @@ def prepare(raw_dir,  # folder of raw scans (one sub-folder per event, or flat)
     skips = Skips()
     events = group_events(scans, event_gap_s, root=raw_dir, skips=skips, timeout_s=reader["timeout_s"], workers=reader["workers"])
     if not events: raise ValueError(_too_little(raw_dir, f"none of the {len(scans)} scans could be read", skips))
+    events, grids = keep_main_grid(events, field, skips, reader=reader)
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_dir_for(cache_dir)
     try:
@@ -444,10 +585,13 @@ def prepare(raw_dir,  # folder of raw scans (one sub-folder per event, or flat)
             dbz_max=dbz_max, dbz_step=dbz_step, skips=skips)
         if not times: raise ValueError(_too_little(raw_dir, f"none of the {len(scans)} scans is usable", skips))
         windows, split_names, too_short = _windows_by_split(kept, times, split, n_in, n_out, stride, max_gap_s)
+        split_warnings = empty_split_warnings(split_names, split, len(too_short))
         n_train = len(windows.get("train", []))
         if n_train < min_train_windows:
             raise ValueError(_too_little(raw_dir, f"too little left to train: {n_train} training windows from {len(times)} of "
-                                                  f"{len(scans)} scans, fewer than prepare.min_train_windows = {min_train_windows}", skips))
+                                                  f"{len(scans)} scans, fewer than prepare.min_train_windows = {min_train_windows}"
+                                                  + "".join(f"; {w}" for w in split_warnings), skips))
+        for line in split_warnings: _log.warning(line)
         np.save(tmp / "times.npy", np.asarray(times, "datetime64[s]").astype(np.int64))
         shape = first.dbz.shape
         report = {
@@ -457,6 +601,8 @@ def prepare(raw_dir,  # folder of raw scans (one sub-folder per event, or flat)
             "events_too_short": {"count": len(too_short), "names": [t[0] for t in too_short]},
             "split_events": split_names,
             "windows": {k: int(len(v)) for k, v in windows.items()},
+            "grids": grids, "empty_splits": [k for k, v in split_names.items() if split.get(k, 0) > 0 and not v],
+            "warnings": (grids["summary"] if grids["skipped"] else []) + split_warnings,
             "shape": {"z": shape[-3], "y": shape[-2] // pool, "x": shape[-1] // pool}, "params": params,
         }
         index = _cache_index(report, times, kept, scan_event, sources, first.grid, windows, n_in=n_in, n_out=n_out,
@@ -466,7 +612,8 @@ def prepare(raw_dir,  # folder of raw scans (one sub-folder per event, or flat)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for line in skips.summary_lines(): _log.warning("prepare skipped %s", line)
+    said = {"grid_mismatch": sum(g["scans"] for g in grids["skipped"])}  # keep_main_grid said those once per grid
+    for line in skips.summary_lines(said=said): _log.warning("prepare skipped %s", line)
     return report
 
 # %% ../nbs/02_data.ipynb #e1946280

@@ -28,8 +28,9 @@ import numpy as np
 # %% auto #0
 __all__ = ['NO_ECHO_DBZ', 'FILL_SHORT', 'DBZ_SCALE', 'TIME_UNITS', 'DBZ_RANGE', 'MAX_EXTENT_KM', 'LEVEL_RANGE_KM',
            'EARLIEST_SCAN', 'READ_TIMEOUT_S', 'READ_WORKERS', 'SCAN_ERROR_KINDS', 'ScanError', 'atomic_write', 'Grid',
-           'azimuthal_equidistant', 'Scan', 'scan_time_from_name', 'read_scan', 'read_scan_time', 'write_grid_netcdf',
-           'ReaderPool', 'read_scans', 'read_scan_times', 'read_options']
+           'azimuthal_equidistant', 'Scan', 'scan_time_from_name', 'read_scan', 'read_scan_time', 'read_scan_layout',
+           'read_scan_grid', 'write_grid_netcdf', 'ReaderPool', 'read_many', 'read_scans', 'read_scan_times',
+           'read_options', 'is_day_folder', 'day_scans', 'first_before', 'latest']
 
 # %% ../nbs/00_io.ipynb #dfcb1afc
 NO_ECHO_DBZ = -32.0  # the dBZ value given to missing pixels in `Scan.dbz` (below any echo; use `Scan.missing` to tell them apart)
@@ -185,6 +186,8 @@ class Scan:
     grid: Grid  # coordinates and projection
     field: str  # name of the variable it came from
     path: Path  # the file it came from
+    sensor: tuple | None = None  # the radar's (lat deg, lon deg, alt km) from LROSE's `mdv_master_header`; None if the file has none
+    time_bounds: tuple | None = None  # (start, end) of the volume scan, datetime64[s], from the time variable's `bounds`; or None
     stored_decreasing: tuple = ()  # axes ('z', 'y', 'x') the file stored decreasing; they were flipped on reading
 
 # %% ../nbs/00_io.ipynb #000beddd
@@ -557,6 +560,45 @@ def _check_projection(path, proj: dict, x: np.ndarray, y: np.ndarray, km: float)
                                   "grid holds its radar: shifted or corrupt coordinates?", "bad_coordinates")
     return proj
 
+# %% ../nbs/00_io.ipynb #0db9b8f3
+def _nearest_second(dt) -> np.datetime64:
+    return (np.datetime64(dt.replace(tzinfo=None), "us") + np.timedelta64(500000, "us")).astype("datetime64[s]")
+
+
+def _sensor_of(ds) -> tuple | None:
+    "The radar's (lat, lon, alt_km) from LROSE's `mdv_master_header` attributes; None without them (or at LROSE's unset 0, 0)."
+    var = ds.variables.get("mdv_master_header")
+    if var is None:
+        return None
+    a = _attrs(var)
+    try:
+        lat, lon = (float(np.asarray(a[k], np.float64).ravel()[0]) for k in ("mdv_sensor_lat", "mdv_sensor_lon"))
+        alt = float(np.asarray(a.get("mdv_sensor_alt", np.nan), np.float64).ravel()[0])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    if not (abs(lat) <= 90 and abs(lon) <= 360) or (lat == 0 and lon == 0):  # NaN fails too
+        return None
+    return (lat, lon, alt)
+
+
+def _time_bounds_of(ds, tdim: str | None) -> tuple | None:
+    "(start, end) of the scan from the time variable's CF `bounds` (what LROSE reads as time_begin/end); None if absent or unusable."
+    tvar = ds.variables.get(tdim or "time")
+    name = getattr(tvar, "bounds", None) if tvar is not None else None
+    if not isinstance(name, str) or name not in ds.variables:
+        return None
+    bvar = ds.variables[name]
+    values = np.ma.filled(np.ma.masked_invalid(np.ma.asarray(bvar[...], dtype=np.float64)).ravel(), np.nan)
+    units = getattr(bvar, "units", None) or getattr(tvar, "units", None)
+    if values.size != 2 or not np.all(np.isfinite(values)) or units is None or " since " not in str(units):
+        return None
+    try:
+        start, end = netCDF4.num2date(values, units, getattr(tvar, "calendar", "standard"),
+                                      only_use_cftime_datetimes=False, only_use_python_datetimes=True)
+    except Exception:
+        return None
+    return (_nearest_second(start), _nearest_second(end))
+
 # %% ../nbs/00_io.ipynb #c1d1d203
 _CDF_TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 4, 6: 8, 7: 1, 8: 2, 9: 4, 10: 8, 11: 8}
 
@@ -669,23 +711,29 @@ def _grid_of(path, ds, var, dims: dict, max_extent_km: float) -> tuple:
     return x, y, z, _check_projection(path, _grid_mapping(path, ds, var), x, y, km)
 
 
-def _read(path: Path, ds, field: str, dbz_range: tuple = DBZ_RANGE, max_extent_km: float = MAX_EXTENT_KM) -> Scan:
-    "Read and check one scan from an open file: layout, grid, projection, time, then the values."
+def _layout(path, ds, field: str, max_extent_km: float) -> tuple:
+    "The field, its dimensions, its checked `Grid` (axes increasing) and the axes the file stores decreasing."
     var, dims = _field_dims(path, ds, field)
     x, y, z, projection = _grid_of(path, ds, var, dims, max_extent_km)
+    decreasing = tuple(a for a, c in zip("zyx", (z, y, x)) if len(c) > 1 and c[1] < c[0])
+    x, y, z = (c[::-1] if a in decreasing else c for a, c in zip("xyz", (x, y, z)))
+    return var, dims, Grid(x, y, z, projection), decreasing
+
+
+def _read(path: Path, ds, field: str, dbz_range: tuple = DBZ_RANGE, max_extent_km: float = MAX_EXTENT_KM) -> Scan:
+    "Read and check one scan from an open file: layout, grid, projection, time, then the values."
+    var, dims, grid, decreasing = _layout(path, ds, field, max_extent_km)
     time = _time_of(path, ds, dims.get("T"))
     dbz, missing = _field_values(path, var, dbz_range)
     if "T" in dims:
         dbz, missing = dbz[0], missing[0]
     if "Z" not in dims:
         dbz, missing = dbz[None], missing[None]
-    # the contract is increasing x, y (row 0 = south) and z: flip axes a file stores the other way round
-    flips = tuple(slice(None, None, -1) if len(c) > 1 and c[1] < c[0] else slice(None) for c in (z, y, x))
-    if any(s.step == -1 for s in flips):
+    if decreasing:  # the contract is increasing x, y (row 0 = south) and z: flip axes a file stores the other way round
+        flips = tuple(slice(None, None, -1) if a in decreasing else slice(None) for a in "zyx")
         dbz, missing = np.ascontiguousarray(dbz[flips]), np.ascontiguousarray(missing[flips])
-        z, y, x = z[flips[0]], y[flips[1]], x[flips[2]]
-    decreasing = tuple(a for a, s in zip("zyx", flips) if s.step == -1)
-    return Scan(dbz, missing, time, Grid(x, y, z, projection), field, path, decreasing)
+    return Scan(dbz, missing, time, grid, field, path, sensor=_sensor_of(ds), time_bounds=_time_bounds_of(ds, dims.get("T")),
+                stored_decreasing=decreasing)
 
 
 def _with_scan_file(path: Path, read):
@@ -737,6 +785,27 @@ def read_scan_time(
     path = Path(path)
     return _with_scan_file(path, lambda ds: _time_of(path, ds, None))
 
+# %% ../nbs/00_io.ipynb #bca9a841
+def read_scan_layout(
+    path,  # a scan file
+    field: str = "DBZ",  # name of the reflectivity variable (its dimensions name the axes)
+    *,
+    max_extent_km: float = MAX_EXTENT_KM,  # x/y farther than this from the origin are refused as corrupt
+) -> tuple[Grid, tuple]:
+    "The scan's `Grid` (axes increasing) and the axes its file stores decreasing, checked as `read_scan` checks them, without reading the field."
+    path = Path(path)
+    return _with_scan_file(path, lambda ds: _layout(path, ds, field, max_extent_km)[2:])
+
+
+def read_scan_grid(
+    path,  # a scan file
+    field: str = "DBZ",  # name of the reflectivity variable (its dimensions name the axes)
+    *,
+    max_extent_km: float = MAX_EXTENT_KM,  # x/y farther than this from the origin are refused as corrupt
+) -> Grid:
+    "The scan's `Grid` alone (as `read_scan` gives it: axes increasing), without reading the field; bad files raise `ScanError`."
+    return read_scan_layout(path, field, max_extent_km=max_extent_km)[0]
+
 # %% ../nbs/00_io.ipynb #58faf363
 def _epoch_s(t) -> float:
     return float(np.datetime64(t, "s").astype(np.int64))
@@ -767,6 +836,8 @@ def write_grid_netcdf(
     *,
     forecast_reference_time=None,  # issue time of a forecast (None for an observation)
     forecast_period_s: float | None = None,  # lead time of a forecast, seconds
+    sensor: tuple | None = None,  # the radar's (lat deg N, lon deg E[, alt km]): LROSE's `mdv_master_header` attributes
+    time_bounds: tuple | None = None,  # (start, end) of the volume scan: CF `time_bounds`, named by `time:bounds`
     global_attrs: dict | None = None,  # extra global attributes (e.g. title, source, history)
     lrose_names: bool = True,  # dimension names z0/y0/x0 and grid_mapping_0 as LROSE writes; else z/y/x and crs
     zlib: bool = True,  # compress the field (NetCDF-4); the output is byte-identical for identical inputs either way
@@ -777,6 +848,8 @@ def write_grid_netcdf(
     missing = np.zeros(dbz.shape, bool) if missing is None else np.asarray(missing, bool)
     if dbz.shape != grid.shape or missing.shape != grid.shape:
         raise ValueError(f"{path}: dbz {dbz.shape} and missing {missing.shape} must both have the grid's shape {grid.shape}")
+    if time_bounds is not None and not np.datetime64(time_bounds[0], "s") <= np.datetime64(time_bounds[1], "s"):
+        raise ValueError(f"{path}: time_bounds {time_bounds} must be (start, end) with start <= end")
     zn, yn, xn = ("z0", "y0", "x0") if lrose_names else ("z", "y", "x")
     gm = "grid_mapping_0" if lrose_names else "crs"
     with atomic_write(path) as tmp:
@@ -784,13 +857,23 @@ def write_grid_netcdf(
             for name, n in (("time", 1), (zn, grid.shape[0]), (yn, grid.shape[1]), (xn, grid.shape[2])):
                 ds.createDimension(name, n)
             t = ds.createVariable("time", "f8", ("time",))
-            t.setncatts({"standard_name": "time", "long_name": "data time", "units": TIME_UNITS, "calendar": "standard", "axis": "T"})
+            t.setncatts({"standard_name": "time", "long_name": "data time", "units": TIME_UNITS, "calendar": "standard", "axis": "T",
+                         **({"bounds": "time_bounds"} if time_bounds is not None else {})})
             t[:] = _epoch_s(time)
+            if time_bounds is not None:
+                ds.createDimension("bounds", 2)
+                b = ds.createVariable("time_bounds", "f8", ("time", "bounds"))  # units and calendar: time's (CF 7.1)
+                b[0] = [_epoch_s(time_bounds[0]), _epoch_s(time_bounds[1])]
             _coord_var(ds, xn, grid.x_km, {"standard_name": "projection_x_coordinate", "long_name": "x distance on the projection plane from the origin", "units": "km", "axis": "X"})
             _coord_var(ds, yn, grid.y_km, {"standard_name": "projection_y_coordinate", "long_name": "y distance on the projection plane from the origin", "units": "km", "axis": "Y"})
             _coord_var(ds, zn, grid.z_km, {"standard_name": "altitude", "long_name": "constant altitude levels", "units": "km", "positive": "up", "axis": "Z"})
             if grid.projection:
                 ds.createVariable(gm, "i4", ()).setncatts(grid.projection)
+            if sensor is not None:
+                lat, lon, *alt = (float(v) for v in sensor)
+                ds.createVariable("mdv_master_header", "i4", ()).setncatts(
+                    {"long_name": "MDV master header (radar position)", "mdv_sensor_lat": lat, "mdv_sensor_lon": lon,
+                     **({"mdv_sensor_alt": alt[0]} if alt and np.isfinite(alt[0]) else {})})
             if forecast_reference_time is not None:
                 v = ds.createVariable("forecast_reference_time", "f8", ())
                 v.setncatts({"standard_name": "forecast_reference_time", "long_name": "forecast issue time", "units": TIME_UNITS, "calendar": "standard"})
@@ -957,6 +1040,20 @@ class ReaderPool:
         self.close()
 
 # %% ../nbs/00_io.ipynb #2d44be98
+def read_many(
+    read: Callable,  # path -> result, may raise `ScanError` (e.g. `read_scan_time`, or a `functools.partial` of `read_scan`)
+    paths,  # the files
+    *,
+    timeout_s: float = READ_TIMEOUT_S,  # the longest one file's read may take; slower reads become ScanError 'timeout'
+    workers: int = READ_WORKERS,  # reader processes (no more than files)
+) -> Iterator[tuple[Path, object]]:
+    "`read` for many files in worker processes with a time limit each: `(path, result or ScanError)` in the order given."
+    paths = list(paths)
+    if paths:
+        with ReaderPool(read, workers=min(int(workers), len(paths)), timeout_s=timeout_s) as pool:
+            yield from pool.map(paths)
+
+
 def read_scans(
     paths,  # scan files
     field: str = "DBZ",  # name of the reflectivity variable
@@ -967,11 +1064,8 @@ def read_scans(
     max_extent_km: float = MAX_EXTENT_KM,  # farthest x/y from the origin (see `read_scan`)
 ) -> Iterator[tuple[Path, Scan | ScanError]]:
     "`read_scan` for many files in worker processes with a time limit each: `(path, Scan or ScanError)` in order."
-    paths = list(paths)
-    if paths:
-        read = partial(read_scan, field=field, dbz_range=tuple(dbz_range), max_extent_km=max_extent_km)
-        with ReaderPool(read, workers=min(int(workers), len(paths)), timeout_s=timeout_s) as pool:
-            yield from pool.map(paths)
+    read = partial(read_scan, field=field, dbz_range=tuple(dbz_range), max_extent_km=max_extent_km)
+    return read_many(read, paths, timeout_s=timeout_s, workers=workers)
 
 
 def read_scan_times(
@@ -981,10 +1075,7 @@ def read_scan_times(
     workers: int = READ_WORKERS,  # reader processes
 ) -> Iterator[tuple[Path, np.datetime64 | ScanError]]:
     "`read_scan_time` for many files in worker processes with a time limit each: `(path, time or ScanError)` in order."
-    paths = list(paths)
-    if paths:
-        with ReaderPool(read_scan_time, workers=min(int(workers), len(paths)), timeout_s=timeout_s) as pool:
-            yield from pool.map(paths)
+    return read_many(read_scan_time, paths, timeout_s=timeout_s, workers=workers)
 
 
 def read_options(
@@ -995,3 +1086,65 @@ def read_options(
     lo, hi = d.get("dbz_range", DBZ_RANGE)
     return {"timeout_s": float(d.get("read_timeout_s", READ_TIMEOUT_S)), "workers": int(d.get("read_workers", READ_WORKERS)),
             "dbz_range": (float(lo), float(hi)), "max_extent_km": float(d.get("max_extent_km", MAX_EXTENT_KM))}
+
+# %% ../nbs/00_io.ipynb #950b8d1a
+def is_day_folder(
+    name: str,  # a folder's name
+) -> bool:
+    "True for a `yyyymmdd` folder name that is a real date (LROSE's day folders)."
+    if not re.fullmatch(r"\d{8}", name):
+        return False
+    try:
+        datetime.strptime(name, "%Y%m%d")
+    except ValueError:
+        return False
+    return True
+
+
+def _day_folders(top: Path) -> list[Path]:
+    return sorted(p for p in top.iterdir() if is_day_folder(p.name) and p.is_dir()) if top.is_dir() else []
+
+
+def day_scans(
+    day_dir,  # a `yyyymmdd` folder
+) -> list[tuple[np.datetime64, Path]]:
+    "(time, file) of the scans in one day folder, by the time in their names, oldest first."
+    out = []
+    for p in Path(day_dir).iterdir():
+        if p.suffix != ".nc" or p.name.startswith((".", "_")) or "cfrad" in p.name.lower() or not p.is_file():
+            continue
+        t = scan_time_from_name(p)
+        if t is not None:
+            out.append((t, p))
+    return sorted(out)
+
+
+def first_before(
+    top,  # an archive in LROSE's layout, `<top>/yyyymmdd/hhmmss.nc`
+    t,  # the time searched for (anything numpy.datetime64 accepts)
+    margin_s: float | None = None,  # look no further back than this (LROSE's search margin); None: no limit
+) -> Path | None:
+    "The latest scan at or before `t` (within `margin_s`), found by name as LROSE finds it; None if there is none."
+    t = np.datetime64(t, "s")
+    lo = None if margin_s is None else t - np.timedelta64(int(margin_s), "s")
+    for day in reversed(_day_folders(Path(top))):
+        date = np.datetime64(datetime.strptime(day.name, "%Y%m%d"), "D")
+        if date > t.astype("datetime64[D]"):
+            continue
+        if lo is not None and date < lo.astype("datetime64[D]"):
+            break
+        hits = [(ts, p) for ts, p in day_scans(day) if ts <= t and (lo is None or ts >= lo)]
+        if hits:
+            return hits[-1][1]
+    return None
+
+
+def latest(
+    top,  # an archive in LROSE's layout, `<top>/yyyymmdd/hhmmss.nc`
+) -> Path | None:
+    "The newest scan of the archive by the time in its name; None if there is none."
+    for day in reversed(_day_folders(Path(top))):
+        scans = day_scans(day)
+        if scans:
+            return scans[-1][1]
+    return None

@@ -15,7 +15,7 @@ from torch import nn
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 # %% auto #0
-__all__ = ['dbz_to_normalized', 'pixel_weights', 'weighted_huber', 'masked_ssim', 'nowcast_loss', 'NowcastLoss']
+__all__ = ['dbz_to_normalized', 'pixel_weights', 'weighted_huber', 'ssim_index', 'masked_ssim', 'nowcast_loss', 'NowcastLoss']
 
 # %% ../nbs/04_losses.ipynb #846e961e
 def dbz_to_normalized(dbz: float,  # reflectivity in dBZ
@@ -42,11 +42,15 @@ def pixel_weights(target: torch.Tensor,  # normalised targets
 def weighted_huber(pred: torch.Tensor,  # normalised forecast
                    target: torch.Tensor,  # normalised targets
                    weight: torch.Tensor,  # per-pixel weights (0 = ignore)
-                   delta: float = 0.05,  # Huber delta in normalised units (0.05 = 4 dBZ)
+                   delta_dbz: float = 4.0,  # Huber delta, dBZ
+                   dbz_span: float = 80.0,  # dBZ per normalised unit (dbz_max - dbz_min)
+                   n_valid: torch.Tensor | float | None = None,  # observed pixels (default: weight > 0)
                   ) -> torch.Tensor:
-    "Weighted mean of the Huber loss; 0 (still differentiable) when every weight is 0."
-    per_pixel = F.huber_loss(pred, target, delta=delta, reduction="none")
-    return (per_pixel * weight).sum() / weight.sum().clamp_min(torch.finfo(weight.dtype).tiny)
+    "`sum(weight * Huber(error in dBZ)) / n_valid`: 0 (still differentiable) when nothing is observed."
+    err = (pred - target) * dbz_span
+    per_pixel = F.huber_loss(err, torch.zeros_like(err), delta=delta_dbz, reduction="none")
+    n = (weight > 0).sum() if n_valid is None else n_valid
+    return (per_pixel * weight).sum() / torch.as_tensor(n, dtype=per_pixel.dtype, device=per_pixel.device).clamp_min(1)
 
 # %% ../nbs/04_losses.ipynb #5d3b6dc3
 def _ssim_sigma(h: int, w: int) -> float:
@@ -57,6 +61,38 @@ def _ssim_sigma(h: int, w: int) -> float:
     return 1.5 if half == 5 else half / 3.5
 
 
+def _window_matrix(n: int, sigma: float, half: int, like: torch.Tensor) -> torch.Tensor:
+    "[n, n]: row i is the normalised Gaussian window centred on pixel i, reflected at the edges."
+    g = torch.exp(-0.5 * (torch.arange(-half, half + 1, dtype=torch.float64) / sigma) ** 2)
+    g = g / g.sum()
+    m = torch.zeros(n, n, dtype=torch.float64)
+    for i in range(n):
+        for k in range(-half, half + 1):
+            j = abs(i + k)                      # reflect at the first pixel ...
+            j = 2 * (n - 1) - j if j > n - 1 else j   # ... and at the last (as F.pad's "reflect")
+            m[i, j] += g[k + half]
+    return m.to(dtype=like.dtype, device=like.device)
+
+
+def ssim_index(pred: torch.Tensor,  # [..., H, W], values in [0, data_range]
+               target: torch.Tensor,  # same shape
+               data_range: float = 1.0,  # the span of the values
+              ) -> torch.Tensor:
+    "Mean SSIM over every 2-D map (Gaussian window, reflected at the edges)."
+    h, w = pred.shape[-2:]
+    sigma = _ssim_sigma(h, w)
+    half = int(3.5 * sigma + 0.5)
+    gy, gx = _window_matrix(h, sigma, half, pred), _window_matrix(w, sigma, half, pred)
+    x, y = pred.reshape(-1, h, w), target.reshape(-1, h, w)
+    blur = lambda a: gy @ a @ gx.T
+    mx, my = blur(x), blur(y)
+    sxx, syy = (blur(x * x) - mx * mx).clamp_min(0), (blur(y * y) - my * my).clamp_min(0)
+    sxy = blur(x * y) - mx * my
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return s.mean()
+
+
 def masked_ssim(pred: torch.Tensor,  # normalised forecast [..., H, W]
                 target: torch.Tensor,  # normalised targets, same shape
                 valid: torch.Tensor | None = None,  # bool, True where observed
@@ -64,12 +100,7 @@ def masked_ssim(pred: torch.Tensor,  # normalised forecast [..., H, W]
     "Mean SSIM over every 2-D map, missing pixels set equal in forecast and target."
     if valid is not None:
         pred = torch.where(valid, pred, target)
-    h, w = pred.shape[-2:]
-    sigma = _ssim_sigma(h, w)
-    half = int(3.5 * sigma + 0.5)
-    maps = lambda x: x.reshape(-1, 1, h, w)
-    return structural_similarity_index_measure(maps(pred), maps(target), gaussian_kernel=True, sigma=sigma,
-                                               kernel_size=2 * half + 1, data_range=1.0)
+    return ssim_index(pred, target)
 
 # %% ../nbs/04_losses.ipynb #8e4c7a47
 def _norm_range(norm, dbz_min: float, dbz_max: float) -> tuple[float, float]:
@@ -90,20 +121,26 @@ def nowcast_loss(pred: torch.Tensor,  # normalised forecast [B, T, Z, H, W]
                  high_threshold_dbz: float = 40.0,  # params.train.high_threshold_dbz
                  high_penalty_weight: float = 1.0,  # phase's high_penalty_weight
                  ssim_weight: float = 0.0,  # phase's ssim_weight
-                 huber_delta: float = 0.05,  # params.train.huber_delta (normalised units)
+                 huber_delta_dbz: float = 4.0,  # params.train.huber_delta_dbz
                 ) -> tuple[torch.Tensor, dict[str, float]]:
-    "`weighted_huber + ssim_weight * (1 - SSIM)`, in float32, and its parts as floats."
+    "`Huber term (dBZ) + ssim_weight * (1 - SSIM)`, in float32, and its parts as floats."
     if pred.shape != target.shape or valid.shape != target.shape:
         raise ValueError(f"nowcast_loss: pred {tuple(pred.shape)}, target {tuple(target.shape)} and valid "
                          f"{tuple(valid.shape)} must have the same shape")
     lo, hi = _norm_range(norm, dbz_min, dbz_max)
     with torch.autocast(pred.device.type, enabled=False):  # a loss summed over millions of pixels wants float32
         pred, target, valid = pred.float(), target.float(), valid.bool()
+        n_valid = valid.sum()
+        high = target >= dbz_to_normalized(high_threshold_dbz, lo, hi)
         weight = pixel_weights(target, valid, dbz_to_normalized(high_threshold_dbz, lo, hi), high_penalty_weight)
-        huber = weighted_huber(pred, target, weight, huber_delta)
+        huber = weighted_huber(pred, target, weight, huber_delta_dbz, hi - lo, n_valid)
+        huber_high = weighted_huber(pred.detach(), target, weight * high, huber_delta_dbz, hi - lo, n_valid)
         ssim = masked_ssim(pred, target, valid)
-        loss = huber + ssim_weight * (1 - ssim) if ssim_weight else huber
-    parts = {"huber": huber.item(), "ssim": ssim.item(), "total": loss.item()}
+        ssim_term = ssim_weight * (1 - ssim)
+        loss = huber + ssim_term if ssim_weight else huber
+    total = loss.item()
+    parts = {"huber": huber.item(), "high_share": huber_high.item() / max(huber.item(), 1e-12),
+             "ssim": ssim.item(), "ssim_term": float(ssim_term), "total": total}
     return loss, parts
 
 

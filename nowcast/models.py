@@ -17,8 +17,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 # %% auto #0
-__all__ = ['MODELS', 'ConvLSTMCell', 'ConvLSTM', 'ConvLSTM3DCell', 'ConvLSTM3D_Enhanced', 'get_model', 'model_config',
-           'count_parameters', 'describe', 'activation_bytes']
+__all__ = ['MODELS', 'ConvLSTMCell', 'ConvLSTM', 'ConvLSTM3DCell', 'ConvLSTM3D_Enhanced', 'advect', 'trajectories',
+           'AdvectionNet', 'get_model', 'model_config', 'count_parameters', 'describe', 'activation_bytes']
 
 # %% ../nbs/03_models.ipynb #7d47dd07
 def _as_strides(downsample, n_stages: int) -> list[int]:
@@ -306,8 +306,107 @@ class ConvLSTM3D_Enhanced(nn.Module):
             deltas.append(delta[:, 0])
         return inputs[:, -1:] + torch.stack(deltas, dim=1)
 
+# %% ../nbs/03_models.ipynb #89b7668e
+def advect(field: torch.Tensor,  # [B, C, H, W] maps to move
+           displacement: torch.Tensor,  # [B, 2, H, W]: (x, y) pixels that each destination pixel's value travelled
+          ) -> torch.Tensor:
+    "Semi-Lagrangian step: the value at pixel p comes from `p - displacement` (bilinear; outside the grid: 0)."
+    b, _, h, w = field.shape
+    ys = torch.arange(h, dtype=field.dtype, device=field.device).view(1, h, 1)
+    xs = torch.arange(w, dtype=field.dtype, device=field.device).view(1, 1, w)
+    sx, sy = xs - displacement[:, 0], ys - displacement[:, 1]
+    grid = torch.stack([2 * sx / max(w - 1, 1) - 1, 2 * sy / max(h - 1, 1) - 1], dim=-1)   # [B, H, W, 2]
+    return F.grid_sample(field, grid.to(field.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
+def trajectories(velocity: torch.Tensor,  # [B, 2, H, W] pixels per scan (x, y), steady
+                 n_steps: int,  # leads
+                ) -> torch.Tensor:
+    "Displacements `[B, n_steps, 2, H, W]`: each pixel's path followed backwards through the flow."
+    d, out = torch.zeros_like(velocity), []
+    for _ in range(n_steps):
+        d = d + advect(velocity, d)   # the velocity where the parcel was one scan earlier
+        out.append(d)
+    return torch.stack(out, dim=1)
+
+# %% ../nbs/03_models.ipynb #d6d52b77
+def _block2d(cin: int, cout: int, groups: int, stride: int = 1) -> nn.Module:
+    "3x3 convolution (strided when `stride` > 1), GroupNorm, LeakyReLU."
+    k = 3 if stride == 1 else stride + 2
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride=stride, padding=1 if stride == 1 else (k - stride) // 2, bias=False),
+                         nn.GroupNorm(_groups(cout, groups), cout), nn.LeakyReLU(0.2))
+
+
+class AdvectionNet(nn.Module):
+    "Moves the last scan with a learned motion field (semi-Lagrangian) and adds a learned growth/decay."
+    def __init__(self,
+                 n_levels: int,  # Z, height levels per scan
+                 n_in: int,  # observed scans per window
+                 n_out: int,  # forecast leads
+                 hidden: Sequence[int] = (32, 64),  # channels per encoder stage (a full-resolution stem has hidden[0])
+                 kernel: int = 3,  # kept for the params' shared `model:` keys; the blocks are 3x3
+                 groups: int = 4,  # GroupNorm groups
+                 downsample: int | Sequence[int] = (2, 2),  # (y, x) stride in front of each stage; motion at the coarsest
+                 channels_last: bool = False,  # use the channels-last memory layout
+                ):
+        super().__init__()
+        hidden = [int(h) for h in hidden]
+        if not hidden:
+            raise ValueError("AdvectionNet: hidden must list at least one stage")
+        self.config = dict(n_levels=n_levels, n_in=n_in, n_out=n_out, hidden=hidden, kernel=kernel, groups=groups,
+                           downsample=downsample if isinstance(downsample, int) else list(downsample),
+                           channels_last=channels_last)
+        self.n_levels, self.n_in, self.n_out, self.channels_last = n_levels, n_in, n_out, channels_last
+        self.strides = _as_strides(downsample, len(hidden))
+        self.divisor = math.prod(self.strides)
+        c0 = hidden[0]
+        self.stem = nn.Sequential(_block2d(n_in * n_levels, c0, groups), _block2d(c0, c0, groups))
+        ins = [c0] + hidden[:-1]
+        self.down = nn.ModuleList(nn.Sequential(_block2d(ci, h, groups, s), _block2d(h, h, groups))
+                                  for ci, h, s in zip(ins, hidden, self.strides))
+        self.velocity = nn.Conv2d(hidden[-1], 2, 3, padding=1)
+        # decoder: from the coarsest stage back up, each step joined by the encoder's features at that size
+        skips = [c0] + hidden[:-1]
+        self.up = nn.ModuleList(_block2d(hidden[i] + skips[i], skips[i], groups) for i in reversed(range(len(hidden))))
+        self.tendency = nn.Conv2d(c0, n_out * n_levels, 3, padding=1)
+        for head in (self.velocity, self.tendency):   # start as persistence: no motion, no change
+            nn.init.zeros_(head.weight); nn.init.zeros_(head.bias)
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def check_input(self, inputs: torch.Tensor):
+        "Raise a ValueError naming the shape when `inputs` don't fit this model."
+        _check_window(inputs, self.n_in, self.n_levels, self.divisor, type(self).__name__)
+
+    def _heads(self, inputs):
+        "Velocity `[B, 2, H, W]` (pixels per scan) and tendency `[B, n_out, Z, H, W]` (normalised units)."
+        self.check_input(inputs)
+        b, _, z, h, w = inputs.shape
+        x = inputs.reshape(b, self.n_in * z, h, w)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        feats = [self.stem(x)]
+        for down in self.down:
+            feats.append(down(feats[-1]))
+        v = F.interpolate(self.velocity(feats[-1]), size=(h, w), mode="bilinear", align_corners=False)
+        y = feats[-1]
+        for up, skip in zip(self.up, reversed(feats[:-1])):
+            y = up(torch.cat([F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1))
+        return v.float(), self.tendency(y).reshape(b, self.n_out, z, h, w)
+
+    def motion(self, inputs: torch.Tensor) -> torch.Tensor:
+        "Displacement of each lead, `[B, n_out, 2 (x, y), H, W]` in pixels."
+        return trajectories(self._heads(inputs)[0], self.n_out)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        "Forecast `[B, n_out, Z, H, W]`: the last scan plus its change, moved along the flow."
+        v, s = self._heads(inputs)
+        d = trajectories(v, self.n_out)
+        last = inputs[:, -1].float()
+        return torch.stack([advect(last + s[:, k].float(), d[:, k]) for k in range(self.n_out)], dim=1)
+
 # %% ../nbs/03_models.ipynb #c15262a4
-MODELS = {"ConvLSTM": ConvLSTM, "ConvLSTM3D_Enhanced": ConvLSTM3D_Enhanced}
+MODELS = {"ConvLSTM": ConvLSTM, "ConvLSTM3D_Enhanced": ConvLSTM3D_Enhanced, "AdvectionNet": AdvectionNet}
 
 
 def get_model(name: str,  # a key of `MODELS`

@@ -78,8 +78,9 @@ def read_latest_scans(paths: list[Path], # scan files, oldest first
     return scans
 
 # %% ../nbs/10_predict.ipynb #c0424d44
-def _demo_scans(folder, n=4, ny=8, nx=8, nz=2, cadence_s=300, start="2024-06-01T12:00:00", field="DBZ"):
-    "Write `n` small scans of a moving 45 dBZ blob on a 1 km grid (for examples and tests)."
+def _demo_scans(folder, n=4, ny=8, nx=8, nz=2, cadence_s=300, start="2024-06-01T12:00:00", field="DBZ",
+                sensor=(39.87, -104.76, 1.6), bounds=True):
+    "Write `n` small scans of a moving 45 dBZ blob on a 1 km grid (radar position and a volume of 0.9 x cadence ending at the scan time)."
     folder = Path(folder)
     grid = Grid(np.arange(nx) * 1.0, np.arange(ny) * 1.0, np.arange(1, nz + 1) * 1.0, azimuthal_equidistant(39.87, -104.76))
     yy, xx = np.mgrid[:ny, :nx]
@@ -89,7 +90,8 @@ def _demo_scans(folder, n=4, ny=8, nx=8, nz=2, cadence_s=300, start="2024-06-01T
         blob = 45.0 * np.exp(-(((xx - 2 - k) / 1.5) ** 2 + ((yy - ny / 2) / 1.5) ** 2))
         dbz = np.repeat(np.where(blob > 5, blob, -10.0)[None], nz, 0).astype(np.float32)
         name = folder / str(t.astype(object).strftime("%Y%m%d")) / f"{t.astype(object).strftime('%H%M%S')}.nc"
-        paths.append(write_grid_netcdf(name, dbz, None, t, grid, field))
+        span = (t - np.timedelta64(cadence_s * 9 // 10, "s"), t) if bounds else None
+        paths.append(write_grid_netcdf(name, dbz, None, t, grid, field, sensor=sensor, time_bounds=span))
     return paths
 
 # %% ../nbs/10_predict.ipynb #0dbdde40
@@ -175,11 +177,20 @@ class Forecast:
     sources: list[Path]  # the input scan files, oldest first
     pooled_dbz: np.ndarray | None = None  # the model's forecast on the pooled grid, [n_out, Z, H, W]
     timings: dict = dc_field(default_factory=dict)  # seconds spent in read / pool / model / upsample
+    sensor: tuple | None = None  # the radar's (lat, lon, alt_km), from the last input scan (None if it has none)
+    scan_bounds_s: tuple | None = None  # (start, end) of each forecast's volume scan, seconds from its valid time
 
     @property
     def valid_times(self) -> list[np.datetime64]:
         "Valid time of each lead."
         return [self.issue_time + np.timedelta64(int(s), "s") for s in self.lead_s]
+
+    @property
+    def time_bounds(self) -> list:
+        "(start, end) datetime64 of each lead's volume scan (None each when unknown)."
+        if self.scan_bounds_s is None: return [None] * len(self.lead_s)
+        a, b = (np.timedelta64(int(s), "s") for s in self.scan_bounds_s)
+        return [(v + a, v + b) for v in self.valid_times]
 
 def cadence_s(times) -> int:
     "The median spacing of scan times (datetime64), in whole seconds."
@@ -216,9 +227,12 @@ def forecast_scans(model: torch.nn.Module, # the trained model
         grid = last.grid.pooled(p["pool"]) if p["pool"] > 1 else last.grid
     t["upsample"] = time.perf_counter() - t0
     step = cadence_s([s.time for s in scans]) if len(scans) > 1 else int((ckpt_params or {}).get("synthetic", {}).get("cadence_s", 300))
+    span = (tuple(int((b - last.time) / np.timedelta64(1, "s")) for b in last.time_bounds)
+            if last.time_bounds is not None else (-step, 0))  # the last scan's volume, moved by each lead
     return Forecast(dbz=dbz, missing=np.broadcast_to(missing, dbz.shape).copy(), grid=grid, issue_time=last.time,
                     lead_s=[step * (k + 1) for k in range(len(dbz))], field=last.field,
-                    sources=[s.path for s in scans], pooled_dbz=pooled, timings=t)
+                    sources=[s.path for s in scans], pooled_dbz=pooled, timings=t,
+                    sensor=last.sensor, scan_bounds_s=span)
 
 # %% ../nbs/10_predict.ipynb #f0500d91
 def forecast_path(out_dir, # the forecast root folder
@@ -259,7 +273,8 @@ def write_forecast(fc: Forecast, # the forecast to write
     for k, lead in enumerate(fc.lead_s):
         path = forecast_path(out_dir, issue, lead)
         write_grid_netcdf(path, fc.dbz[k], fc.missing[k], issue + np.timedelta64(int(lead), "s"), fc.grid, fc.field,
-                          forecast_reference_time=issue, forecast_period_s=float(lead), global_attrs=attrs)
+                          forecast_reference_time=issue, forecast_period_s=float(lead), sensor=fc.sensor,
+                          time_bounds=fc.time_bounds[k], global_attrs=attrs)
         paths.append(path)
     return paths
 

@@ -175,10 +175,14 @@ def test_bad_scans_are_refused_by_kind_and_summarised_once(mixed_archive, tmp_pa
     assert report["params"]["reader"] == {"timeout_s": 3.0, "workers": 2, "dbz_range": [-40.0, 95.0], "max_extent_km": 2000.0}
     cached = {str(p) for p in load_cache(tmp_path / "cache").source_paths}
     assert len(cached) == 35 and not cached & {str(p) for p in bad.values()}
-    # one warning line per kind, none per file
+    # one warning line per kind, none per file; scans on another grid are said once per grid instead
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warnings) == len(bad), warnings
+    assert len(warnings) == len(bad) + 1, warnings
     for kind, path in bad.items():
+        if kind == "grid_mismatch":
+            assert warnings[0].startswith("kept grid 2x8x8 (z, y, x)") and warnings[0].endswith(": 36 scans (the grid most scans share)")
+            assert warnings[1].startswith("skipped 1 scans on grid 2x8x8") and f"x stored decreasing (first: {path})" in warnings[1]
+            continue
         (line,) = [w for w in warnings if w.startswith(f"prepare skipped {kind}: 1 scan ")]
         assert str(path) in line
     assert sum(r.levelno == logging.DEBUG and "skipped scan" in r.getMessage() for r in caplog.records) == len(bad)

@@ -45,7 +45,8 @@ def scans(tmp_path_factory):
     last = read_scan(paths[-1])
     missing = np.zeros(last.grid.shape, bool)
     missing[:, :5, 11:] = True
-    write_grid_netcdf(paths[-1], np.where(missing, np.nan, last.dbz), missing, last.time, last.grid, "DBZ")
+    write_grid_netcdf(paths[-1], np.where(missing, np.nan, last.dbz), missing, last.time, last.grid, "DBZ",
+                      sensor=last.sensor, time_bounds=last.time_bounds)
     return paths
 
 
@@ -77,6 +78,31 @@ def test_files_read_back_to_the_forecast_within_packing_precision(written, check
         assert back.grid.matches(last.grid)
         assert back.time == last.time + np.timedelta64(300 * (k + 1), "s")
         assert back.dbz[ok].min() >= -10.0 and back.dbz[ok].max() <= 70.0
+
+
+def test_forecasts_carry_the_radar_position_and_time_bounds(written, scans):
+    """LROSE shows sensor 0, 0 and no time_begin/end without them: every forecast copies the last input scan's
+    radar position, and spans the last input scan's volume moved forward by its lead."""
+    files, _ = written
+    last = read_scan(scans[-1])
+    assert last.sensor == pytest.approx((39.87, -104.76, 1.6)) and last.time_bounds[1] - last.time_bounds[0] == np.timedelta64(270, "s")
+    for k, f in enumerate(files):
+        back = read_scan(f)
+        lead = np.timedelta64(300 * (k + 1), "s")
+        assert back.sensor == pytest.approx(last.sensor)
+        assert back.time_bounds == (last.time_bounds[0] + lead, last.time_bounds[1] + lead)
+        assert back.time_bounds[1] == back.time  # the input's convention: a volume is stamped with its end
+        with netCDF4.Dataset(f) as ds:
+            assert ds["time"].bounds == "time_bounds" and ds["mdv_master_header"].ndim == 0
+            assert ds["mdv_master_header"].mdv_sensor_lat == pytest.approx(39.87)
+
+
+def test_inputs_without_position_or_bounds_give_the_cadence_interval(checkpoint, tmp_path):
+    paths = _demo_scans(tmp_path / "raw", n=N_IN, ny=NY, nx=NX, nz=NZ, sensor=None, bounds=False)
+    files = predict(checkpoint, paths, tmp_path / "out", device="cpu")
+    back = read_scan(files[1])
+    assert back.sensor is None
+    assert back.time_bounds == (back.time - np.timedelta64(300, "s"), back.time)
 
 
 def test_the_model_actually_changes_the_forecast(written, scans):
