@@ -21,13 +21,14 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 import yaml
 from torch.utils.data import DataLoader, Dataset
 
-from .io import Grid, ScanError, atomic_write, is_day_folder, read_scan_time
+from .io import Grid, ScanError, atomic_write, is_day_folder, read_scan, read_scan_time
 from .io import READ_TIMEOUT_S, READ_WORKERS, SCAN_ERROR_KINDS, read_many, read_options, read_scan_layout, read_scan_times, read_scans
 
 _log = logging.getLogger(__name__)
@@ -476,6 +477,14 @@ def _swap_in(tmp: Path, cache_dir: Path):
     os.replace(tmp, cache_dir)
     if old is not None: shutil.rmtree(old, ignore_errors=True)
 
+def _cache_scan(path, *, field, dbz_range, max_extent_km, pool, pool_space, dbz_min, dbz_max, dbz_step) -> SimpleNamespace:
+    "Read one scan and turn it into the cache's bytes (in a reader process, so only a few bytes come back): path, time, grid, stored_decreasing, raw shape, codes and packed missing mask."
+    s = read_scan(path, field, dbz_range=dbz_range, max_extent_km=max_extent_km)
+    pd_, pm = pool_scan(s.dbz, s.missing, pool, pool_space, path)
+    return SimpleNamespace(path=s.path, time=np.datetime64(s.time, "s"), grid=s.grid, stored_decreasing=s.stored_decreasing,
+                           shape=s.dbz.shape, codes=quantize(pd_, dbz_min, dbz_max, dbz_step).tobytes(),
+                           missing=np.packbits(pm.ravel()).tobytes())
+
 def _archive_difference(first, scan) -> str | None:
     "None if `scan` fits the archive (the first good scan's grid and axis storage order), else why not."
     if why := _grid_difference(first.grid, scan.grid): return f"grid differs from the archive's ({why})"
@@ -486,21 +495,21 @@ def _archive_difference(first, scan) -> str | None:
             + ": a coordinate reversed without its data would mirror the scan")
 
 def _write_scans(events, tmp, *, field, reader, pool, pool_space, dbz_min, dbz_max, dbz_step, skips):
-    "Read every scan (bounded in time) and stream it into the cache files; returns per-scan records and the first good scan."
+    "Read, pool and quantise every scan in reader processes (bounded in time) and append it to the cache files; returns per-scan records and the first good scan."
     times, scan_event, sources, kept_events, first = [], [], [], [], None
-    reads = read_scans([p for ev in events for p in ev.paths], field, **reader)
+    read = partial(_cache_scan, field=field, dbz_range=reader["dbz_range"], max_extent_km=reader["max_extent_km"], pool=pool,
+                   pool_space=pool_space, dbz_min=dbz_min, dbz_max=dbz_max, dbz_step=dbz_step)
+    reads = read_many(read, [p for ev in events for p in ev.paths], timeout_s=reader["timeout_s"], workers=reader["workers"])
     with closing(reads), open(tmp / "dbz.u8", "wb") as fd, open(tmp / "missing.u8", "wb") as fm:
         for ev in events:
             n_before = len(times)
             for path, scan in itertools.islice(reads, len(ev.paths)):
                 if isinstance(scan, ScanError): skips.add(path, scan.kind, str(scan)); continue
-                if first is None: first = scan  # the first good scan sets the archive's grid
+                if first is None: first = scan  # the first good scan: the others must match it (keep_main_grid saw to most)
                 elif why := _archive_difference(first, scan):
                     skips.add(path, "grid_mismatch", f"{path}: {why}"); continue
-                pd_, pm = pool_scan(scan.dbz, scan.missing, pool, pool_space, path)
-                fd.write(quantize(pd_, dbz_min, dbz_max, dbz_step).tobytes())
-                fm.write(np.packbits(pm.ravel()).tobytes())
-                times.append(np.datetime64(scan.time, "s")); scan_event.append(len(kept_events)); sources.append(str(path))
+                fd.write(scan.codes); fm.write(scan.missing)
+                times.append(scan.time); scan_event.append(len(kept_events)); sources.append(str(path))
                 if len(times) % 500 == 0: _log.info("prepare: %d scans cached", len(times))
             if len(times) > n_before: kept_events.append((ev.name, n_before, len(times)))
     return times, scan_event, sources, kept_events, first
@@ -577,6 +586,9 @@ def prepare(raw_dir,  # folder of raw scans (one sub-folder per event, or flat)
     events = group_events(scans, event_gap_s, root=raw_dir, skips=skips, timeout_s=reader["timeout_s"], workers=reader["workers"])
     if not events: raise ValueError(_too_little(raw_dir, f"none of the {len(scans)} scans could be read", skips))
     events, grids = keep_main_grid(events, field, skips, reader=reader)
+    if grids["kept"] and any(n % pool for n in grids["kept"]["shape"][1:]):  # a params error: say so before reading the fields
+        ny, nx = grids["kept"]["shape"][1:]
+        raise ScanError(events[0].paths[0], f"grid {ny}x{nx} is not divisible by the pooling factor {pool} (prepare.pool)")
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_dir_for(cache_dir)
     try:
@@ -593,7 +605,7 @@ def prepare(raw_dir,  # folder of raw scans (one sub-folder per event, or flat)
                                                   + "".join(f"; {w}" for w in split_warnings), skips))
         for line in split_warnings: _log.warning(line)
         np.save(tmp / "times.npy", np.asarray(times, "datetime64[s]").astype(np.int64))
-        shape = first.dbz.shape
+        shape = first.shape
         report = {
             "raw_dir": str(raw_dir), "cache_dir": str(cache_dir),
             "scans_found": len(scans), "scans": len(times), "events": len(kept),

@@ -14,6 +14,7 @@ import signal
 import sys
 import tempfile
 import time as _time
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field as dc_field
 from datetime import datetime, timezone
@@ -417,18 +418,20 @@ def _valid_bounds(path, var, a: dict) -> tuple[float | None, float | None]:
 
 def _check_values(path, var, dbz: np.ndarray, missing: np.ndarray, dbz_range: tuple):
     "Every pixel not marked missing must be finite and within `dbz_range`; otherwise the scan is refused."
-    n = dbz.size
-    bad = ~np.isfinite(dbz) & ~missing
+    ok = ~missing
+    with np.errstate(invalid="ignore"):  # two reductions on good scans; the counts only for a refusal
+        seen = (float(np.min(dbz, where=ok, initial=np.inf)), float(np.max(dbz, where=ok, initial=-np.inf)))
+    if not ok.any() or all(np.isfinite(seen)) and dbz_range[0] <= seen[0] and seen[1] <= dbz_range[1]:
+        return
+    n, bad = dbz.size, ~np.isfinite(dbz) & ok
     if bad.any():
         raise ScanError(path, f"field {var.name!r}: {int(bad.sum())} of {n} pixels are NaN or infinite without being marked "
                               "missing (corrupt data or packing attributes)", "non_finite")
     lo, hi = dbz_range
-    out = ~missing & ((dbz < lo) | (dbz > hi))
-    if out.any():
-        seen = dbz[~missing]
-        raise ScanError(path, f"field {var.name!r}: {int(out.sum())} of {n} pixels are outside the physical range "
-                              f"{lo:g} to {hi:g} dBZ (values found from {seen.min():.4g} to {seen.max():.4g} dBZ); "
-                              "a wrong or missing scale_factor, add_offset or _Unsigned, or corrupt data", "out_of_range")
+    out = ok & ((dbz < lo) | (dbz > hi))
+    raise ScanError(path, f"field {var.name!r}: {int(out.sum())} of {n} pixels are outside the physical range "
+                          f"{lo:g} to {hi:g} dBZ (values found from {seen[0]:.4g} to {seen[1]:.4g} dBZ); "
+                          "a wrong or missing scale_factor, add_offset or _Unsigned, or corrupt data", "out_of_range")
 
 
 def _field_values(path, var, dbz_range: tuple = DBZ_RANGE) -> tuple[np.ndarray, np.ndarray]:
@@ -588,7 +591,10 @@ def _time_bounds_of(ds, tdim: str | None) -> tuple | None:
     if not isinstance(name, str) or name not in ds.variables:
         return None
     bvar = ds.variables[name]
-    values = np.ma.filled(np.ma.masked_invalid(np.ma.asarray(bvar[...], dtype=np.float64)).ravel(), np.nan)
+    try:
+        values = np.ma.filled(np.ma.masked_invalid(np.ma.asarray(bvar[...], dtype=np.float64)).ravel(), np.nan)
+    except (TypeError, ValueError):  # text or garbage: the bounds are optional, the scan is still good
+        return None
     units = getattr(bvar, "units", None) or getattr(tvar, "units", None)
     if values.size != 2 or not np.all(np.isfinite(values)) or units is None or " since " not in str(units):
         return None
@@ -924,11 +930,14 @@ def _serve(conn, read: Callable, parent_pid: int):
 class _Worker:
     proc: object  # the multiprocessing.Process
     conn: object  # the parent's end of its pipe
-    job: tuple | None = None  # (index, deadline) of the file it is reading
+    jobs: list = dc_field(default_factory=list)  # indices of the files sent to it, in order: it is reading the first
+    deadline: float = 0.0  # when the first of `jobs` must be done (time.monotonic)
 
 # %% ../nbs/00_io.ipynb #4d35ea0a
 class ReaderPool:
     "Worker processes that read files with a time limit each; a read that hangs or crashes becomes a `ScanError`."
+
+    depth = 2  # files sent to a worker at once, so that it never waits for the parent between two files
 
     def __init__(
         self,
@@ -971,66 +980,77 @@ class ReaderPool:
         self._workers[k] = self._start()
         self.replaced += 1
 
-    def _hand_out(self, paths: list, nxt: int, limit: int) -> int:
-        "Give the next files to idle workers (up to index `limit`); returns the next file not handed out."
+    def _hand_out(self, paths: list, todo: deque, limit: int):
+        "Send the next files (indices in `todo` below `limit`) to workers holding fewer than `depth`."
         for k in range(len(self._workers)):
-            if self._workers[k].job is None and nxt < min(limit, len(paths)):
+            while todo and todo[0] < limit and len(self._workers[k].jobs) < self.depth:
+                w, i = self._workers[k], todo.popleft()
                 try:
-                    self._workers[k].conn.send(paths[nxt])
-                except OSError:  # the idle worker died: replace it and send again
+                    w.conn.send(paths[i])
+                except OSError:  # the worker died while idle: a fresh one takes the file
+                    todo.appendleft(i)
                     self._replace(k)
-                    self._workers[k].conn.send(paths[nxt])
-                self._workers[k].job = (nxt, _time.monotonic() + self.timeout_s)
-                nxt += 1
-        return nxt
+                    continue
+                if not w.jobs:
+                    w.deadline = _time.monotonic() + self.timeout_s
+                w.jobs.append(i)
 
-    def _collect(self, paths: list) -> dict:
-        "Wait for the first answer or deadline; returns {index: result or ScanError} of the files finished or stopped."
-        busy = [k for k, w in enumerate(self._workers) if w.job is not None]
-        wait_s = max(0.0, min(self._workers[k].job[1] for k in busy) - _time.monotonic())
-        ready = _mp_connection.wait([self._workers[k].conn for k in busy], timeout=wait_s)
+    def _give_up(self, k: int, todo: deque):
+        "Replace worker `k` after a hang or crash; the files queued behind the lost one go back to `todo`."
+        rest = self._workers[k].jobs[1:]
+        items = sorted([*todo, *rest])
+        todo.clear(), todo.extend(items)
+        self._replace(k)
+
+    def _collect(self, paths: list, todo: deque) -> dict:
+        "Wait for answers or the first deadline; returns {index: result or ScanError} of the files finished or stopped."
+        busy = [k for k, w in enumerate(self._workers) if w.jobs]
+        wait_s = max(0.0, min(self._workers[k].deadline for k in busy) - _time.monotonic())
+        _mp_connection.wait([self._workers[k].conn for k in busy], timeout=wait_s)
         out = {}
         for k in busy:
             w = self._workers[k]
-            i, deadline = w.job
-            if w.conn in ready:
-                try:
-                    out[i] = w.conn.recv()
-                    w.job = None
-                except (EOFError, OSError):  # the worker died: a crash inside the NetCDF library
-                    w.proc.join(1)
-                    out[i] = ScanError(paths[i], f"unreadable: reading it crashed the reader process (exit code "
-                                                 f"{w.proc.exitcode}); the file is corrupt", "unreadable")
-                    self._replace(k)
-            elif _time.monotonic() >= deadline:
+            try:
+                while w.jobs and w.conn.poll(0):
+                    out[w.jobs.pop(0)] = w.conn.recv()
+                    w.deadline = _time.monotonic() + self.timeout_s  # the next file starts now
+            except (EOFError, OSError):  # the worker died: a crash inside the NetCDF library
+                w.proc.join(1)
+                i = w.jobs[0]
+                out[i] = ScanError(paths[i], f"unreadable: reading it crashed the reader process (exit code "
+                                             f"{w.proc.exitcode}); the file is corrupt", "unreadable")
+                self._give_up(k, todo)
+                continue
+            if w.jobs and _time.monotonic() >= w.deadline:
+                i = w.jobs[0]
                 out[i] = ScanError(paths[i], f"reading took longer than {self.timeout_s:g} s and was stopped; the file is "
                                              "probably corrupt (a damaged HDF5 file can make the NetCDF library hang)", "timeout")
-                self._replace(k)
+                self._give_up(k, todo)
         return out
 
     def map(
         self,
         paths,  # the files to read
     ) -> Iterator[tuple[Path, object]]:
-        "`(path, result or ScanError)` for every file, in the order given; at most two files per worker are read ahead."
+        "`(path, result or ScanError)` for every file, in the order given; a few files per worker are read ahead."
         paths = [Path(p) for p in paths]
-        done, nxt, first = {}, 0, 0
+        done, todo, first = {}, deque(range(len(paths))), 0
         try:
             while first < len(paths):
-                nxt = self._hand_out(paths, nxt, first + 2 * len(self._workers))
-                done.update(self._collect(paths))
+                self._hand_out(paths, todo, first + 2 * self.depth * len(self._workers))
+                done.update(self._collect(paths, todo))
                 while first in done:
                     yield paths[first], done.pop(first)
                     first += 1
         finally:  # stopped early: workers still reading would hand their answers to the next `map`
             for k, w in enumerate(self._workers):
-                if w.job is not None:
+                if w.jobs:
                     self._replace(k)
 
     def close(self):
         "Stop every worker (killing busy ones)."
         for w in self._workers:
-            self._stop(w, kill=w.job is not None)
+            self._stop(w, kill=bool(w.jobs))
         self._workers = []
 
     def __enter__(self):

@@ -4,7 +4,7 @@ contract or as a `ScanError`; nothing else is raised and nothing hangs.
 
 Mutations: byte damage (a run of bytes zeroed, random bytes, bit flips), truncation, and attribute and
 value damage done with netCDF4 (packing attributes, projection, coordinates, levels, time, single
-pixels), applied to three layouts of the same scans (LROSE NetCDF-4 compressed, plain-CF NetCDF-4
+pixels, radar position, time bounds), applied to three layouts of the same scans (LROSE NetCDF-4 compressed, plain-CF NetCDF-4
 uncompressed, NetCDF-3 classic).
 
 Run as a script for a bigger campaign and its figures:
@@ -53,9 +53,10 @@ def seed_files(folder: Path, archive: Path | None = None) -> list[Path]:
     scans = [archive / HANG_FILE.split("/")[0] / f"20240507_19{m}00.nc" for m in ("30", "45")]
     scans.append(sorted((archive / "2024-05-05_supercell_00").glob("*.nc"))[15])
     plain = read_scan(scans[1])
+    span = (plain.time - np.timedelta64(270, "s"), plain.time)  # with LROSE's radar position and CF time bounds
     return [scans[0],
             write_grid_netcdf(folder / "plain_20240507_194500.nc", plain.dbz, plain.missing, plain.time, plain.grid,
-                              zlib=False, lrose_names=False),
+                              zlib=False, lrose_names=False, sensor=(39.87, -104.76, 1.675), time_bounds=span),
             classic_copy(scans[2], folder / "classic_20240505.nc")]
 
 
@@ -103,7 +104,7 @@ def attribute_mutation(ds, rng: np.random.Generator) -> str:
     gm = ds[f.grid_mapping] if "grid_mapping" in f.ncattrs() and f.grid_mapping in ds.variables else None
     x, y, z = _axes(ds)
     t = ds["time"]
-    op = int(rng.integers(0, 16))
+    op = int(rng.integers(0, 18))
     pick = lambda seq: seq[int(rng.integers(0, len(seq)))]
     if op == 0:
         key, value = pick(["scale_factor", "add_offset"]), pick(ODD_VALUES)
@@ -175,6 +176,14 @@ def attribute_mutation(ds, rng: np.random.Generator) -> str:
         if key in v.ncattrs():
             v.delncattr(key)
         return f"{v.name} {key} deleted"
+    if op == 16 and "time_bounds" in ds.variables:
+        value = pick([[np.nan, 0.0], [1e300, -1e300], [0.0, 0.0], t[:].tolist() * 2])
+        ds["time_bounds"][0] = np.asarray(value, np.float64)[:2]
+        return f"time_bounds = {value!r}"
+    if op == 17 and "mdv_master_header" in ds.variables:
+        key, value = pick(["mdv_sensor_lat", "mdv_sensor_lon", "mdv_sensor_alt"]), pick(ODD_VALUES + [123.0])
+        ds["mdv_master_header"].setncattr(key, value)
+        return f"radar position {key} = {value!r}"
     key = pick(["units", "calendar"])
     t.setncattr(key, pick(ODD_VALUES))
     return f"time {key} damaged"
@@ -235,6 +244,10 @@ def contract_violations(s: Scan, dbz_range=DBZ_RANGE) -> list[str]:
                 bad.append(f"projection origin {lat}, {lon}")
         except (TypeError, ValueError):
             bad.append(f"projection origin {g.projection!r}")
+    if s.sensor is not None and not (abs(s.sensor[0]) <= 90 and abs(s.sensor[1]) <= 360):
+        bad.append(f"radar position {s.sensor}")
+    if s.time_bounds is not None and not (len(s.time_bounds) == 2 and all(isinstance(b, np.datetime64) for b in s.time_bounds)):
+        bad.append(f"time bounds {s.time_bounds}")
     now = np.datetime64(datetime.now(timezone.utc).replace(tzinfo=None), "s")
     if not EARLIEST_SCAN <= s.time <= now + np.timedelta64(1, "D"):
         bad.append(f"time {s.time}")
@@ -285,6 +298,26 @@ def test_fuzzed_scans_are_refused_or_keep_the_contract(seeds, tmp_path):
     # the campaign is not trivial: many refusals of several kinds, and intact-looking mutants accepted
     assert report["outcomes"].get("accepted", 0) > 20
     assert len([k for k in report["outcomes"] if k != "accepted"]) >= 6, report["outcomes"]
+
+
+def _hang_on_b(path):
+    if Path(path).name == "b.nc":
+        time.sleep(600)
+    return Path(path).stem
+
+
+def test_one_worker_goes_on_after_a_hang_with_the_files_queued_behind_it():
+    from nowcast.io import ReaderPool
+    t0 = time.monotonic()
+    with ReaderPool(_hang_on_b, workers=1, timeout_s=1.0) as pool:
+        got = list(pool.map(["a.nc", "b.nc", "c.nc", "d.nc", "e.nc"]))
+        assert [p.name for p, _ in got] == ["a.nc", "b.nc", "c.nc", "d.nc", "e.nc"]
+        assert [v for _, v in got if not isinstance(v, ScanError)] == ["a", "c", "d", "e"]
+        assert got[1][1].kind == "timeout" and pool.replaced == 1
+        stopped = pool.map(["b.nc", "c.nc", "d.nc"])
+        next(stopped), stopped.close()  # stopped early: nothing stale reaches the next map
+        assert list(pool.map(["a.nc"])) == [(Path("a.nc"), "a")]
+    assert time.monotonic() - t0 < 10
 
 
 def test_a_file_that_hangs_netcdf_is_a_timeout_not_a_hang(archive, tmp_path):
