@@ -11,32 +11,42 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import logging
 import os
 import shutil
 import sys
+from contextlib import closing
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 import yaml
 from torch.utils.data import DataLoader, Dataset
 
-from .io import Grid, ScanError, atomic_write, is_day_folder, read_scan, read_scan_grid, read_scan_time
+from .io import Grid, ScanError, atomic_write, is_day_folder, read_scan, read_scan_time
+from .io import READ_TIMEOUT_S, READ_WORKERS, SCAN_ERROR_KINDS, read_many, read_options, read_scan_layout, read_scan_times, read_scans
 
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['Skips', 'find_scans', 'scan_time', 'Event', 'group_events', 'split_counts', 'split_events', 'empty_split_warnings',
-           'window_starts', 'pool_scan', 'check_quantisation', 'quantize', 'dequantize', 'normalize', 'denormalize',
-           'code_table', 'decode_codes', 'grid_to_dict', 'grid_from_dict', 'pool_grid', 'GridGroup', 'grid_groups',
-           'pick_grid', 'describe_grid', 'grid_words', 'grid_summary', 'keep_main_grid', 'prepare', 'Cache',
-           'load_cache', 'collate_windows', 'RadarWindows', 'make_loader', 'prepare_from_params', 'format_summary',
-           'cli_main']
+__all__ = ['SKIP_KINDS', 'Skips', 'find_scans', 'scan_time', 'Event', 'group_events', 'split_counts', 'split_events',
+           'empty_split_warnings', 'window_starts', 'pool_scan', 'check_quantisation', 'quantize', 'dequantize',
+           'normalize', 'denormalize', 'code_table', 'decode_codes', 'grid_to_dict', 'grid_from_dict', 'pool_grid',
+           'GridGroup', 'grid_groups', 'pick_grid', 'describe_grid', 'grid_words', 'grid_summary', 'keep_main_grid',
+           'prepare', 'Cache', 'load_cache', 'collate_windows', 'RadarWindows', 'make_loader', 'prepare_from_params',
+           'format_summary', 'cli_main']
 
 # %% ../nbs/02_data.ipynb #a3a605f9
+SKIP_KINDS = {**SCAN_ERROR_KINDS,  # what each kind of skip means, in words
+              "duplicate_time": "same time as the scan before it",
+              "backward_time": "time goes backwards against the files' order",
+              "grid_mismatch": "grid, projection or axis storage order differs from the grid most scans share"}
+
 @dataclass
 class Skips:
     "Scans left out of the cache, each with its file, kind and reason."
@@ -44,21 +54,35 @@ class Skips:
 
     def add(self,
             path,  # the scan's file
-            kind: str,  # short category: unreadable, duplicate_time, backward_time, grid_mismatch
+            kind: str,  # short category, one of `SKIP_KINDS`
             reason: str,  # what is wrong, in words
            ):
-        "Log and record one skipped scan."
-        _log.warning("skipped scan (%s): %s", kind, reason)
+        "Record one skipped scan (logged at debug level: the summary comes once, one line per kind)."
+        _log.debug("skipped scan (%s): %s", kind, reason)
         self.items.append({"file": str(path), "kind": kind, "reason": reason})
 
     def counts(self) -> dict:
-        "Number of skips per kind."
+        "Number of skips per kind, most frequent first."
         out = {}
         for it in self.items: out[it["kind"]] = out.get(it["kind"], 0) + 1
-        return out
+        return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def examples(self, n: int = 3) -> dict:
+        "The first `n` skips (file and reason) of each kind."
+        return {k: [{"file": it["file"], "reason": it["reason"]} for it in self.items if it["kind"] == k][:n] for k in self.counts()}
+
+    def summary_lines(self,
+                      n: int = 3,  # files named per kind
+                      said: dict | None = None,  # kind -> count already said otherwise (grid_mismatch: once per grid); left out
+                     ) -> list[str]:
+        "One line per kind: how many scans, what the kind means, and `n` of the files."
+        said = said or {}
+        return [f"{k}: {c} scan{'s' if c > 1 else ''} ({SKIP_KINDS.get(k, k)}), e.g. "
+                + ", ".join(e["file"] for e in ex) + (", ..." if c > len(ex) else "")
+                for (k, c), ex in zip(self.counts().items(), self.examples(n).values()) if said.get(k) != c]
 
     def to_dict(self) -> dict:
-        return {"total": len(self.items), "by_kind": self.counts(), "files": list(self.items)}
+        return {"total": len(self.items), "by_kind": self.counts(), "examples": self.examples(), "files": list(self.items)}
 
 # %% ../nbs/02_data.ipynb #58747dab
 def find_scans(raw_dir  # folder of scans (searched recursively, following symbolic links to folders)
@@ -83,7 +107,7 @@ def find_scans(raw_dir  # folder of scans (searched recursively, following symbo
 # %% ../nbs/02_data.ipynb #ce2cf730
 def scan_time(path  # a scan file
              ) -> np.datetime64:
-    "The scan's time (datetime64[s]) from its `time` variable only (no field data is read)."
+    "The scan's time (datetime64[s]) from its `time` variable only (in this process; `group_events` reads many with a time limit)."
     return read_scan_time(path)  # the same rules as `read_scan`
 
 # %% ../nbs/02_data.ipynb #f68ad890
@@ -141,25 +165,29 @@ def _split_by_gap(name, paths, times, event_gap_s):
         evs.append(Event(nm, list(paths[a:b]), times[a:b]))
     return evs
 
+def _times_by_folder(scans, root, skips, timeout_s, workers) -> dict:
+    "{event folder: [(path, time)]} of the scans whose time can be read (with a time limit each); the others are skipped."
+    folders = {}
+    for p, t in read_scan_times(sorted(scans), timeout_s=timeout_s, workers=workers):
+        if isinstance(t, ScanError): skips.add(p, t.kind, str(t)); continue
+        folders.setdefault(_event_folder(p.parent, root), []).append((p, t))
+    return folders
+
 def group_events(scans,  # scan files (from `find_scans`)
                  event_gap_s: float,  # a gap longer than this between scans starts a new event
                  *,
                  root=None,  # folder the event names are relative to (default: common parent)
                  skips: Skips | None = None,  # where skipped scans are recorded
+                 timeout_s: float = READ_TIMEOUT_S,  # the longest reading one file's time may take
+                 workers: int = READ_WORKERS,  # reader processes
                 ) -> list[Event]:
     "Group scans into events: one folder per event (day folders inside it included), cut wherever the gap exceeds `event_gap_s`."
     skips = Skips() if skips is None else skips
     scans = [Path(p) for p in scans]
     if not scans: return []
     root = Path(root) if root is not None else Path(os.path.commonpath([p.parent for p in scans]))
-    folders = {}
-    for p in sorted(scans):
-        try: t = scan_time(p)
-        except ScanError as e:
-            skips.add(p, "unreadable", str(e)); continue
-        folders.setdefault(_event_folder(p.parent, root), []).append((p, t))
     events = []
-    for folder, items in sorted(folders.items()):
+    for folder, items in sorted(_times_by_folder(scans, root, skips, timeout_s, workers).items()):
         rel = folder.relative_to(root).as_posix() if folder != root else ""
         paths, times = _order_folder([p for p, _ in items], np.array([t for _, t in items], "datetime64[s]"), skips)
         events += _split_by_gap(rel or None, paths, times, event_gap_s)
@@ -346,20 +374,25 @@ def pool_grid(grid: Grid,  # the raw grid
 # %% ../nbs/02_data.ipynb #149f8951
 @dataclass
 class GridGroup:
-    "Scans that share one grid."
+    "Scans that share one grid (and store its axes the same way)."
     grid: Grid  # their grid
     paths: list = field(default_factory=list)  # their files, in the order given
+    stored_decreasing: tuple = ()  # the axes their files store decreasing (`nowcast.io.Scan.stored_decreasing`)
 
 def grid_groups(paths,  # scan files
                 field: str = "DBZ",  # reflectivity variable (its dimensions name the axes)
+                *,
+                reader: dict | None = None,  # `nowcast.io.read_scans` settings (timeout_s, workers, max_extent_km)
                ) -> list[GridGroup]:
-    "The scans grouped by grid (header reads only), in order of first appearance; unreadable files are left out."
+    "The scans grouped by grid and axis storage order (header reads, each with a time limit), in order of first appearance; unreadable files are left out."
+    r = {**read_options({}), **(reader or {})}
+    read = partial(read_scan_layout, field=field, max_extent_km=r["max_extent_km"])
     groups = []
-    for p in paths:
-        try: g = read_scan_grid(p, field)
-        except ScanError: continue  # reading the scan names it later, as an unreadable scan
-        hit = next((gg for gg in groups if gg.grid.matches(g)), None)
-        if hit is None: groups.append(hit := GridGroup(g))
+    for p, got in read_many(read, paths, timeout_s=r["timeout_s"], workers=r["workers"]):
+        if isinstance(got, ScanError): continue  # reading the scan names it later, as a refused scan
+        g, order = got
+        hit = next((gg for gg in groups if gg.stored_decreasing == order and gg.grid.matches(g)), None)
+        if hit is None: groups.append(hit := GridGroup(g, stored_decreasing=order))
         hit.paths.append(p)
     return groups
 
@@ -385,21 +418,35 @@ def grid_words(d: dict  # from `describe_grid`
     extent = ", ".join(f"{a} {d[a + '_km'][0]:g}..{d[a + '_km'][1]:g} km" for a in "xyz")
     return f"{nz}x{ny}x{nx} (z, y, x), spacing {d['dx_km']:g} x {d['dy_km']:g} km, {where}{proj}, {extent}"
 
+def _group_words(g: GridGroup) -> str:
+    "A group's grid in words, with the axes its files store decreasing."
+    return grid_words(describe_grid(g.grid)) + (f", {'/'.join(g.stored_decreasing)} stored decreasing" if g.stored_decreasing else "")
+
 def grid_summary(groups: list[GridGroup],  # from `grid_groups`
                  kept: GridGroup,  # the one kept
                 ) -> list[str]:
     "One line per grid: the grid kept, then how many scans of each other grid are skipped."
     tail = " (the grid most scans share)" if len(groups) > 1 else ""
-    return [f"kept grid {grid_words(describe_grid(kept.grid))}: {len(kept.paths)} scans{tail}"] + [
-        f"skipped {len(g.paths)} scans on grid {grid_words(describe_grid(g.grid))} (first: {g.paths[0]})"
+    return [f"kept grid {_group_words(kept)}: {len(kept.paths)} scans{tail}"] + [
+        f"skipped {len(g.paths)} scans on grid {_group_words(g)} (first: {g.paths[0]})"
         for g in groups if g is not kept]
+
+def _group_difference(kept: GridGroup, g: GridGroup) -> str:
+    "Why the scans of group `g` are not on the archive's grid, in words."
+    if why := _grid_difference(kept.grid, g.grid): return f"grid differs from the archive's ({why})"
+    way = lambda gg, a: "decreasing" if a in gg.stored_decreasing else "increasing"
+    flipped = [a for a in "zyx" if way(g, a) != way(kept, a)]
+    return ("; ".join(f"its {a} axis is stored {way(g, a)}, the archive's {way(kept, a)}" for a in flipped)
+            + ": a coordinate reversed without its data would mirror the scan")
 
 def keep_main_grid(events: list,  # `Event`s from `group_events`
                    field: str,  # reflectivity variable
                    skips: Skips,  # where the scans on other grids are recorded (kind grid_mismatch)
+                   *,
+                   reader: dict | None = None,  # `nowcast.io.read_scans` settings (timeout_s, workers, max_extent_km)
                   ) -> tuple[list, dict]:
     "The events without the scans that are not on the grid most scans share, and the report's `grids`; logs one line per grid."
-    groups = grid_groups([p for e in events for p in e.paths], field)
+    groups = grid_groups([p for e in events for p in e.paths], field, reader=reader)
     if not groups: return events, {"kept": None, "skipped": [], "summary": []}
     kept = pick_grid(groups)
     lines = grid_summary(groups, kept)
@@ -407,9 +454,9 @@ def keep_main_grid(events: list,  # `Event`s from `group_events`
     other = set()
     for g in groups:
         if g is kept: continue
-        why = _grid_difference(kept.grid, g.grid)
-        for p in g.paths:  # recorded without a warning each: the line above says it once for the whole grid
-            skips.items.append({"file": str(p), "kind": "grid_mismatch", "reason": f"{p}: grid differs from the archive's ({why})"})
+        why = _group_difference(kept, g)
+        for p in g.paths:  # a debug line each: the line above says it once for the whole grid
+            skips.add(p, "grid_mismatch", f"{p}: {why}")
             other.add(p)
     out = []
     for e in events:
@@ -421,10 +468,6 @@ def keep_main_grid(events: list,  # `Event`s from `group_events`
                  "summary": lines}
 
 # %% ../nbs/02_data.ipynb #fbcb3c89
-def _scan_parts(scan):
-    "dbz, missing, time and grid of a `nowcast.io.Scan`."
-    return scan.dbz, scan.missing, np.datetime64(scan.time, "s"), scan.grid
-
 def _pid_alive(pid: int) -> bool:
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
@@ -450,29 +493,42 @@ def _swap_in(tmp: Path, cache_dir: Path):
     os.replace(tmp, cache_dir)
     if old is not None: shutil.rmtree(old, ignore_errors=True)
 
-def _write_scans(events, tmp, *, field, pool, pool_space, dbz_min, dbz_max, dbz_step, skips):
-    "Stream every scan into the cache files; returns per-scan records and the raw grid."
-    times, scan_event, sources, kept_events = [], [], [], []
-    raw_grid = shape = None
-    with open(tmp / "dbz.u8", "wb") as fd, open(tmp / "missing.u8", "wb") as fm:
+def _cache_scan(path, *, field, dbz_range, max_extent_km, pool, pool_space, dbz_min, dbz_max, dbz_step) -> SimpleNamespace:
+    "Read one scan and turn it into the cache's bytes (in a reader process, so only a few bytes come back): path, time, grid, stored_decreasing, raw shape, codes and packed missing mask."
+    s = read_scan(path, field, dbz_range=dbz_range, max_extent_km=max_extent_km)
+    pd_, pm = pool_scan(s.dbz, s.missing, pool, pool_space, path)
+    return SimpleNamespace(path=s.path, time=np.datetime64(s.time, "s"), grid=s.grid, stored_decreasing=s.stored_decreasing,
+                           shape=s.dbz.shape, codes=quantize(pd_, dbz_min, dbz_max, dbz_step).tobytes(),
+                           missing=np.packbits(pm.ravel()).tobytes())
+
+def _archive_difference(first, scan) -> str | None:
+    "None if `scan` fits the archive (the first good scan's grid and axis storage order), else why not."
+    if why := _grid_difference(first.grid, scan.grid): return f"grid differs from the archive's ({why})"
+    flipped = [a for a in "zyx" if (a in scan.stored_decreasing) != (a in first.stored_decreasing)]
+    if not flipped: return None
+    way = lambda s, a: "decreasing" if a in s.stored_decreasing else "increasing"
+    return ("; ".join(f"its {a} axis is stored {way(scan, a)}, the archive's ({first.path}) {way(first, a)}" for a in flipped)
+            + ": a coordinate reversed without its data would mirror the scan")
+
+def _write_scans(events, tmp, *, field, reader, pool, pool_space, dbz_min, dbz_max, dbz_step, skips):
+    "Read, pool and quantise every scan in reader processes (bounded in time) and append it to the cache files; returns per-scan records and the first good scan."
+    times, scan_event, sources, kept_events, first = [], [], [], [], None
+    read = partial(_cache_scan, field=field, dbz_range=reader["dbz_range"], max_extent_km=reader["max_extent_km"], pool=pool,
+                   pool_space=pool_space, dbz_min=dbz_min, dbz_max=dbz_max, dbz_step=dbz_step)
+    reads = read_many(read, [p for ev in events for p in ev.paths], timeout_s=reader["timeout_s"], workers=reader["workers"])
+    with closing(reads), open(tmp / "dbz.u8", "wb") as fd, open(tmp / "missing.u8", "wb") as fm:
         for ev in events:
             n_before = len(times)
-            for path in ev.paths:
-                try: dbz, missing, t, grid = _scan_parts(read_scan(path, field=field))
-                except ScanError as e:
-                    skips.add(path, "unreadable", str(e)); continue
-                if raw_grid is None: raw_grid = grid  # the first good scan sets the archive's grid
-                elif why := _grid_difference(raw_grid, grid):
-                    skips.add(path, "grid_mismatch", f"{path}: grid differs from the archive's ({why})")
-                    continue
-                shape = dbz.shape
-                pd_, pm = pool_scan(dbz, missing, pool, pool_space, path)
-                fd.write(quantize(pd_, dbz_min, dbz_max, dbz_step).tobytes())
-                fm.write(np.packbits(pm.ravel()).tobytes())
-                times.append(t); scan_event.append(len(kept_events)); sources.append(str(path))
+            for path, scan in itertools.islice(reads, len(ev.paths)):
+                if isinstance(scan, ScanError): skips.add(path, scan.kind, str(scan)); continue
+                if first is None: first = scan  # the first good scan: the others must match it (keep_main_grid saw to most)
+                elif why := _archive_difference(first, scan):
+                    skips.add(path, "grid_mismatch", f"{path}: {why}"); continue
+                fd.write(scan.codes); fm.write(scan.missing)
+                times.append(scan.time); scan_event.append(len(kept_events)); sources.append(str(path))
                 if len(times) % 500 == 0: _log.info("prepare: %d scans cached", len(times))
             if len(times) > n_before: kept_events.append((ev.name, n_before, len(times)))
-    return times, scan_event, sources, kept_events, raw_grid, shape
+    return times, scan_event, sources, kept_events, first
 
 def _windows_by_split(kept_events, times, fractions, n_in, n_out, stride, max_gap_s):
     "Windows (global first-scan indices) per split, the event split, and the events too short."
@@ -489,6 +545,29 @@ def _windows_by_split(kept_events, times, fractions, n_in, n_out, stride, max_ga
                for k, evs in split.items()}
     return windows, {k: [e.name for e in evs] for k, evs in split.items()}, too_short
 
+def _too_little(raw_dir, what: str, skips: Skips) -> str:
+    "The error when too little is left: what, and every kind of refusal in one line each."
+    lines = skips.summary_lines()
+    return f"{raw_dir}: {what}" + (f"; {len(skips.items)} scans refused:\n  " + "\n  ".join(lines) if lines else "")
+
+# %% ../nbs/02_data.ipynb #47313ed5
+def _cache_index(report, times, kept, scan_event, sources, raw_grid, windows, *, n_in, n_out, pool, dbz_min, dbz_max,
+                 dbz_step, params) -> dict:
+    "The contents of `index.json`: everything in the cache but the scans themselves."
+    n, z, h, w = len(times), report["shape"]["z"], report["shape"]["y"], report["shape"]["x"]
+    return {
+        "version": 1, "n_scans": n, "shape": [n, z, h, w],
+        "raw_grid": grid_to_dict(raw_grid), "grid": grid_to_dict(pool_grid(raw_grid, pool)),
+        "event_names": [k[0] for k in kept], "event_bounds": [[k[1], k[2]] for k in kept],
+        "scan_event": scan_event, "source_paths": sources,
+        "windows": {k: v.tolist() for k, v in windows.items()},
+        "n_in": n_in, "n_out": n_out,
+        "quantisation": {"dbz_min": dbz_min, "dbz_step": dbz_step, "dtype": "uint8"},
+        "missing_packing": "packbits per scan, ceil(Z*H*W/8) bytes",
+        "norm": {"dbz_min": dbz_min, "dbz_max": dbz_max},
+        "params": params, "report": report,
+    }
+
 def prepare(raw_dir,  # folder of raw scans (one sub-folder per event, or flat)
             cache_dir,  # where the cache goes (replaced atomically)
             *,
@@ -504,35 +583,45 @@ def prepare(raw_dir,  # folder of raw scans (one sub-folder per event, or flat)
             stride: int = 1,  # step between window starts
             max_gap_s: float = 450,  # a window never spans a gap longer than this
             split: dict | None = None,  # split name -> fraction of events, in time order
+            reader: dict | None = None,  # how scans are read: `nowcast.io.read_scans` settings (timeout_s, workers, dbz_range, max_extent_km)
+            min_train_windows: int = 1,  # fewer training windows left than this (after refusals) is an error
            ) -> dict:
     "Check, group, pool and quantise every scan once into a memory-mapped cache; returns the report."
     raw_dir, cache_dir = Path(raw_dir), Path(cache_dir)
     split = dict(split or {"train": 0.6, "val": 0.2, "test": 0.2})
+    reader = {**read_options({}), **(reader or {})}
     check_quantisation(dbz_min, dbz_max, dbz_step); split_counts(0, split)  # bad params fail before any work
     if pool_space not in ("dbz", "linear_z"): raise ValueError(f"pool_space must be 'dbz' or 'linear_z', not {pool_space!r}")
     if int(pool) != pool or pool < 1: raise ValueError(f"pool must be a positive integer, not {pool!r}")
     params = dict(field=field, event_gap_s=event_gap_s, pool=pool, pool_space=pool_space, dbz_min=dbz_min,
                   dbz_max=dbz_max, dbz_step=dbz_step, n_in=n_in, n_out=n_out, stride=stride,
-                  max_gap_s=max_gap_s, split=split)
+                  max_gap_s=max_gap_s, split=split, reader=reader, min_train_windows=min_train_windows)
     scans = find_scans(raw_dir)
     if not scans: raise ValueError(f"{raw_dir}: no scans (*.nc files) found")
     skips = Skips()
-    events = group_events(scans, event_gap_s, root=raw_dir, skips=skips)
-    if not events: raise ValueError(f"{raw_dir}: none of the {len(scans)} scans could be read ({skips.counts()})")
-    events, grids = keep_main_grid(events, field, skips)
+    events = group_events(scans, event_gap_s, root=raw_dir, skips=skips, timeout_s=reader["timeout_s"], workers=reader["workers"])
+    if not events: raise ValueError(_too_little(raw_dir, f"none of the {len(scans)} scans could be read", skips))
+    events, grids = keep_main_grid(events, field, skips, reader=reader)
+    if grids["kept"] and any(n % pool for n in grids["kept"]["shape"][1:]):  # a params error: say so before reading the fields
+        ny, nx = grids["kept"]["shape"][1:]
+        raise ScanError(events[0].paths[0], f"grid {ny}x{nx} is not divisible by the pooling factor {pool} (prepare.pool)")
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_dir_for(cache_dir)
     try:
-        times, scan_event, sources, kept, raw_grid, shape = _write_scans(
-            events, tmp, field=field, pool=pool, pool_space=pool_space, dbz_min=dbz_min,
+        times, scan_event, sources, kept, first = _write_scans(
+            events, tmp, field=field, reader=reader, pool=pool, pool_space=pool_space, dbz_min=dbz_min,
             dbz_max=dbz_max, dbz_step=dbz_step, skips=skips)
-        if not times: raise ValueError(f"{raw_dir}: no usable scans ({skips.counts()})")
+        if not times: raise ValueError(_too_little(raw_dir, f"none of the {len(scans)} scans is usable", skips))
         windows, split_names, too_short = _windows_by_split(kept, times, split, n_in, n_out, stride, max_gap_s)
         split_warnings = empty_split_warnings(split_names, split, len(too_short))
+        n_train = len(windows.get("train", []))
+        if n_train < min_train_windows:
+            raise ValueError(_too_little(raw_dir, f"too little left to train: {n_train} training windows from {len(times)} of "
+                                                  f"{len(scans)} scans, fewer than prepare.min_train_windows = {min_train_windows}"
+                                                  + "".join(f"; {w}" for w in split_warnings), skips))
         for line in split_warnings: _log.warning(line)
-        times_s = np.asarray(times, "datetime64[s]").astype(np.int64)
-        np.save(tmp / "times.npy", times_s)
-        z, h, w = shape[-3] if len(shape) == 3 else 1, shape[-2] // pool, shape[-1] // pool
+        np.save(tmp / "times.npy", np.asarray(times, "datetime64[s]").astype(np.int64))
+        shape = first.shape
         report = {
             "raw_dir": str(raw_dir), "cache_dir": str(cache_dir),
             "scans_found": len(scans), "scans": len(times), "events": len(kept),
@@ -542,25 +631,17 @@ def prepare(raw_dir,  # folder of raw scans (one sub-folder per event, or flat)
             "windows": {k: int(len(v)) for k, v in windows.items()},
             "grids": grids, "empty_splits": [k for k, v in split_names.items() if split.get(k, 0) > 0 and not v],
             "warnings": (grids["summary"] if grids["skipped"] else []) + split_warnings,
-            "shape": {"z": z, "y": h, "x": w}, "params": params,
+            "shape": {"z": shape[-3], "y": shape[-2] // pool, "x": shape[-1] // pool}, "params": params,
         }
-        index = {
-            "version": 1, "n_scans": len(times), "shape": [len(times), z, h, w],
-            "raw_grid": grid_to_dict(raw_grid), "grid": grid_to_dict(pool_grid(raw_grid, pool)),
-            "event_names": [k[0] for k in kept], "event_bounds": [[k[1], k[2]] for k in kept],
-            "scan_event": scan_event, "source_paths": sources,
-            "windows": {k: v.tolist() for k, v in windows.items()},
-            "n_in": n_in, "n_out": n_out,
-            "quantisation": {"dbz_min": dbz_min, "dbz_step": dbz_step, "dtype": "uint8"},
-            "missing_packing": "packbits per scan, ceil(Z*H*W/8) bytes",
-            "norm": {"dbz_min": dbz_min, "dbz_max": dbz_max},
-            "params": params, "report": report,
-        }
+        index = _cache_index(report, times, kept, scan_event, sources, first.grid, windows, n_in=n_in, n_out=n_out,
+                             pool=pool, dbz_min=dbz_min, dbz_max=dbz_max, dbz_step=dbz_step, params=params)
         (tmp / "index.json").write_text(json.dumps(_to_jsonable(index)))  # written last: marks a complete cache
         _swap_in(tmp, cache_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    said = {"grid_mismatch": sum(g["scans"] for g in grids["skipped"])}  # keep_main_grid said those once per grid
+    for line in skips.summary_lines(said=said): _log.warning("prepare skipped %s", line)
     return report
 
 # %% ../nbs/02_data.ipynb #e1946280
@@ -749,15 +830,17 @@ def make_loader(dataset,  # a `RadarWindows` (or any map-style dataset)
 def prepare_from_params(params: dict) -> dict:
     "Run `prepare` with the `data:` and `prepare:` sections of a params dict."
     d, p = params.get("data", {}), params.get("prepare", {})
-    keys = ("pool", "pool_space", "dbz_min", "dbz_max", "dbz_step", "n_in", "n_out", "stride", "max_gap_s", "split")
+    keys = ("pool", "pool_space", "dbz_min", "dbz_max", "dbz_step", "n_in", "n_out", "stride", "max_gap_s", "split",
+            "min_train_windows")
     return prepare(d.get("raw_dir", "data/raw"), p.get("cache_dir", "data/cache"), field=d.get("field", "DBZ"),
-                   event_gap_s=d.get("event_gap_s", 1800), **{k: p[k] for k in keys if k in p})
+                   event_gap_s=d.get("event_gap_s", 1800), reader=read_options(d), **{k: p[k] for k in keys if k in p})
 
 def format_summary(report: dict) -> str:
-    "A few lines for the terminal."
+    "A few lines for the terminal (the skips one line per kind are in the log, every file in the report)."
     sk = report["skips"]
+    by_kind = ", ".join(f"{k} {n}" for k, n in sk["by_kind"].items())
     lines = [f"prepared {report['scans']} scans in {report['events']} events -> {report['cache_dir']}",
-             f"skipped {sk['total']} scans" + (f" {sk['by_kind']}" if sk["total"] else ""),
+             f"skipped {sk['total']} scans" + (f": {by_kind}" if sk["total"] else ""),
              f"events too short for one window: {report['events_too_short']['count']}"]
     lines += [f"  {k:<6} {len(report['split_events'][k]):>4} events {report['windows'][k]:>7} windows" for k in report["windows"]]
     return "\n".join(lines)

@@ -10,40 +10,71 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import sys
 import tempfile
+import time as _time
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field as dc_field
-from datetime import datetime
+from datetime import datetime, timezone
+from functools import partial
+from multiprocessing import connection as _mp_connection, get_all_start_methods, get_context
 from pathlib import Path
+from typing import Callable, Iterator
 
 import netCDF4
 import numpy as np
 
 # %% auto #0
-__all__ = ['NO_ECHO_DBZ', 'FILL_SHORT', 'DBZ_SCALE', 'TIME_UNITS', 'ScanError', 'atomic_write', 'Grid', 'azimuthal_equidistant',
-           'Scan', 'scan_time_from_name', 'read_scan', 'read_scan_time', 'read_scan_grid', 'write_grid_netcdf',
-           'is_day_folder', 'day_scans', 'first_before', 'latest']
+__all__ = ['NO_ECHO_DBZ', 'FILL_SHORT', 'DBZ_SCALE', 'TIME_UNITS', 'DBZ_RANGE', 'MAX_EXTENT_KM', 'LEVEL_RANGE_KM',
+           'EARLIEST_SCAN', 'READ_TIMEOUT_S', 'READ_WORKERS', 'SCAN_ERROR_KINDS', 'ScanError', 'atomic_write', 'Grid',
+           'azimuthal_equidistant', 'Scan', 'scan_time_from_name', 'read_scan', 'read_scan_time', 'read_scan_layout',
+           'read_scan_grid', 'write_grid_netcdf', 'ReaderPool', 'read_many', 'read_scans', 'read_scan_times',
+           'read_options', 'is_day_folder', 'day_scans', 'first_before', 'latest']
 
 # %% ../nbs/00_io.ipynb #dfcb1afc
 NO_ECHO_DBZ = -32.0  # the dBZ value given to missing pixels in `Scan.dbz` (below any echo; use `Scan.missing` to tell them apart)
 FILL_SHORT = -32768  # `_FillValue` of the short-packed field we write
 DBZ_SCALE = 0.01  # packing step of the field we write (dBZ per count)
 TIME_UNITS = "seconds since 1970-01-01T00:00:00Z"  # the only time units TITAN reads correctly
+DBZ_RANGE = (-40.0, 95.0)  # reflectivity a weather radar can report (dBZ); a scan with values outside is refused
+MAX_EXTENT_KM = 2000.0  # how far a radar grid's x/y may reach from the projection origin (km)
+LEVEL_RANGE_KM = (-1.0, 40.0)  # heights a level of a radar volume may have (km)
+EARLIEST_SCAN = np.datetime64("1990-01-01T00:00:00", "s")  # an earlier scan time means a broken time variable
+READ_TIMEOUT_S = 30.0  # default time limit of one file's read in `read_scans`
+READ_WORKERS = 2  # default number of reader processes in `read_scans`
+
+SCAN_ERROR_KINDS = {  # what each `ScanError.kind` means, in words
+    "unreadable": "cannot be opened or read (not NetCDF, corrupt, or it crashed the reader)",
+    "truncated": "shorter than its header says (an interrupted copy)",
+    "timeout": "reading took longer than the time limit (corrupt files can make the NetCDF library hang)",
+    "bad_field": "reflectivity field missing, or with the wrong dimensions or type",
+    "bad_packing": "packing attributes (scale_factor, add_offset, _FillValue, valid_range) unusable",
+    "non_finite": "NaN or infinite reflectivity not marked as missing",
+    "out_of_range": "reflectivity outside the physical range",
+    "bad_levels": "height levels missing, not finite, repeated or out of order",
+    "bad_coordinates": "x/y coordinates missing, irregular, or beyond a radar's reach",
+    "bad_projection": "projection missing or not understood",
+    "bad_time": "scan time missing, unreadable or impossible",
+    "bad_input": "not usable for another reason",
+}
 
 
 class ScanError(ValueError):
-    "A radar file that cannot be used; the message starts with the file's path, then the problem."
+    "A radar file that cannot be used; the message starts with the file's path, then the problem; `kind` sorts it."
 
     def __init__(
         self,
         path,  # the offending file
         problem: str,  # what is wrong with it, in words
+        kind: str = "bad_input",  # one of `SCAN_ERROR_KINDS`, for counting refusals by kind
     ):
-        self.path, self.problem = Path(path), problem
+        self.path, self.problem, self.kind = Path(path), problem, kind
         super().__init__(f"{path}: {problem}")
 
     def __reduce__(self):  # so the error survives a trip through a worker process
-        return (type(self), (self.path, self.problem))
+        return (type(self), (self.path, self.problem, self.kind))
 
 # %% ../nbs/00_io.ipynb #98b98fac
 @contextmanager
@@ -158,6 +189,7 @@ class Scan:
     path: Path  # the file it came from
     sensor: tuple | None = None  # the radar's (lat deg, lon deg, alt km) from LROSE's `mdv_master_header`; None if the file has none
     time_bounds: tuple | None = None  # (start, end) of the volume scan, datetime64[s], from the time variable's `bounds`; or None
+    stored_decreasing: tuple = ()  # axes ('z', 'y', 'x') the file stored decreasing; they were flipped on reading
 
 # %% ../nbs/00_io.ipynb #000beddd
 _NAME_DATE = re.compile(r"(\d{8})[_T-]?(\d{6})")
@@ -192,6 +224,20 @@ def _attrs(var) -> dict:
     return {k: var.getncattr(k) for k in var.ncattrs()}
 
 
+def _numbers(value) -> np.ndarray | None:
+    "An attribute's value as a 1-D float64 array, or None when it is text or not numeric."
+    if isinstance(value, (str, bytes)):
+        return None
+    a = np.atleast_1d(np.asarray(value))
+    return a.astype(np.float64).ravel() if a.dtype.kind in "iuf" else None
+
+
+def _number(value) -> float | None:
+    "An attribute's value as one float, or None when it is not exactly one number."
+    a = _numbers(value)
+    return float(a[0]) if a is not None and a.size == 1 else None
+
+
 def _axis_role(name: str, attrs: dict) -> str | None:
     "'T', 'Z', 'Y', 'X' or None, from standard_name/axis/positive/units first, the name only as a last resort."
     sn = str(attrs.get("standard_name", "")).lower()
@@ -208,107 +254,233 @@ def _axis_role(name: str, attrs: dict) -> str | None:
     return {"x": "X", "y": "Y", "z": "Z", "time": "T"}.get(name.lower().rstrip("0123456789"))
 
 
+def _axis_kind(what: str) -> str:
+    return "bad_levels" if what == "z" else "bad_coordinates"
+
+
 def _km_factor(path, what: str, attrs: dict) -> float:
     units = str(attrs.get("units", "km")).strip().lower()
     if units in _KM:
         return 1.0
     if units in _M:
         return 1e-3
-    raise ScanError(path, f"{what} axis has units {units!r}; expected km or m")
+    raise ScanError(path, f"{what} axis has units {units!r}; expected km or m", _axis_kind(what))
 
 
 def _regular_axis(path, what: str, values: np.ndarray) -> np.ndarray:
     "Check that an x/y axis is finite, monotonic and evenly spaced."
     if len(values) < 2:
-        raise ScanError(path, f"{what} axis has {len(values)} point(s); need at least 2")
+        raise ScanError(path, f"{what} axis has {len(values)} point(s); need at least 2", "bad_coordinates")
     if not np.all(np.isfinite(values)):
-        raise ScanError(path, f"{what} axis has non-finite coordinates")
+        raise ScanError(path, f"{what} axis has non-finite coordinates", "bad_coordinates")
     d = np.diff(values)
     if not (np.all(d > 0) or np.all(d < 0)):
-        raise ScanError(path, f"{what} axis is not monotonic")
+        raise ScanError(path, f"{what} axis is not monotonic", "bad_coordinates")
     if not np.allclose(d, d[0], rtol=1e-3, atol=1e-6):
-        raise ScanError(path, f"{what} axis has irregular spacing ({abs(d).min():.4g} to {abs(d).max():.4g} km)")
+        raise ScanError(path, f"{what} axis has irregular spacing ({abs(d).min():.4g} to {abs(d).max():.4g} km)", "bad_coordinates")
     return values
 
+
+def _check_extent(path, x: np.ndarray, y: np.ndarray, max_extent_km: float):
+    "x/y must stay within `max_extent_km` of the origin: farther is no radar's grid (corrupt coordinates, or wrong units)."
+    for what, c in (("x", x), ("y", y)):
+        far = float(np.abs(c).max())
+        if far > max_extent_km:
+            raise ScanError(path, f"{what} coordinates reach {far:.4g} km from the origin ({c.min():.4g} to {c.max():.4g} km); "
+                                  f"a radar grid lies within {max_extent_km:g} km (corrupt coordinates, or wrong units?)",
+                            "bad_coordinates")
+
+
+def _check_levels(path, z: np.ndarray) -> np.ndarray:
+    "Heights of the levels: at least one, finite, each level higher than the one below (either storage order), plausible."
+    shown = ", ".join(f"{v:.4g}" for v in z[:8]) + (", ..." if len(z) > 8 else "")
+    if len(z) == 0:
+        raise ScanError(path, "no height levels: the z dimension is empty", "bad_levels")
+    if not np.all(np.isfinite(z)):
+        raise ScanError(path, f"height levels include NaN or infinite values ({shown} km)", "bad_levels")
+    d = np.diff(z)
+    if not (np.all(d > 0) or np.all(d < 0)):
+        raise ScanError(path, f"height levels repeat or are out of order ({shown} km); each level must lie above the one below",
+                        "bad_levels")
+    lo, hi = LEVEL_RANGE_KM
+    if z.min() < lo or z.max() > hi:
+        raise ScanError(path, f"height levels {z.min():.4g} to {z.max():.4g} km are outside {lo:g} to {hi:g} km "
+                              "(corrupt heights, or wrong units?)", "bad_levels")
+    return z
+
 # %% ../nbs/00_io.ipynb #15358e71
-def _time_of(path, ds, tdim: str | None) -> np.datetime64:
-    "The scan time: the time variable if the file has one, else the file name."
-    var = None
+def _check_time(path, t: np.datetime64, source: str = "scan time") -> np.datetime64:
+    "A scan's time must lie after `EARLIEST_SCAN` and not in the future (one day of clock error allowed)."
+    if t < EARLIEST_SCAN:
+        raise ScanError(path, f"{source} {t} is before {str(EARLIEST_SCAN)[:10]}: not a radar scan time "
+                              "(a time of 0 usually means it was never written)", "bad_time")
+    latest = np.datetime64(datetime.now(timezone.utc).replace(tzinfo=None), "s") + np.timedelta64(1, "D")
+    if t > latest:
+        raise ScanError(path, f"{source} {t} is in the future", "bad_time")
+    return t
+
+
+def _time_variable(ds, tdim: str | None):
+    "The variable that holds the scan time: the field's time dimension, `time`, or any 1-value T axis."
     if tdim is not None and tdim in ds.variables:
-        var = ds.variables[tdim]
-    elif "time" in ds.variables:
-        var = ds.variables["time"]
-    else:
-        var = next((v for n, v in ds.variables.items() if v.ndim <= 1 and _axis_role(n, _attrs(v)) == "T"
-                    and not str(getattr(v, "standard_name", "")).startswith("forecast_")), None)
+        return ds.variables[tdim]
+    if "time" in ds.variables:
+        return ds.variables["time"]
+    return next((v for n, v in ds.variables.items() if v.ndim <= 1 and _axis_role(n, _attrs(v)) == "T"
+                 and not str(getattr(v, "standard_name", "")).startswith("forecast_")), None)
+
+
+def _time_value(path, var) -> float:
+    "The one number a time variable holds."
+    if np.dtype(var.dtype).kind not in "iuf":
+        raise ScanError(path, f"time variable {var.name!r} holds text ({np.dtype(var.dtype)}), not a number", "bad_time")
+    try:
+        values = np.ma.filled(np.ma.masked_invalid(np.ma.asarray(var[...], dtype=np.float64)).ravel(), np.nan)
+    except (TypeError, ValueError) as err:  # e.g. a text scale_factor on the time variable
+        raise ScanError(path, f"time variable {var.name!r} cannot be decoded ({err})", "bad_time") from None
+    if values.size != 1:
+        raise ScanError(path, f"time variable {var.name!r} has {values.size} values; expected one scan per file", "bad_time")
+    if not np.isfinite(values[0]):
+        raise ScanError(path, f"time variable {var.name!r} holds no value", "bad_time")
+    return float(values[0])
+
+
+def _time_of(path, ds, tdim: str | None) -> np.datetime64:
+    "The scan time: the time variable if the file has one, else the file name; checked to be a possible time."
+    var = _time_variable(ds, tdim)
     if var is None:
         t = scan_time_from_name(path)
         if t is None:
-            raise ScanError(path, "time missing: no time variable and no yyyymmdd_hhmmss in the file name")
-        return t
-    values = np.ma.filled(np.ma.masked_invalid(np.ma.asarray(var[...], dtype=np.float64)).ravel(), np.nan)
-    if values.size != 1:
-        raise ScanError(path, f"time variable {var.name!r} has {values.size} values; expected one scan per file")
-    if not np.isfinite(values[0]):
-        raise ScanError(path, f"time variable {var.name!r} holds no value")
+            raise ScanError(path, "time missing: no time variable and no yyyymmdd_hhmmss in the file name", "bad_time")
+        return _check_time(path, t, "time in the file name")
+    value = _time_value(path, var)
     units = getattr(var, "units", None)
-    if units is None or " since " not in str(units):
-        raise ScanError(path, f"time variable {var.name!r} has units {units!r}; expected '<unit> since <date>'")
+    if not isinstance(units, str) or " since " not in units:
+        raise ScanError(path, f"time variable {var.name!r} has units {units!r}; expected '<unit> since <date>'", "bad_time")
     try:
-        dt = netCDF4.num2date(values[0], units, getattr(var, "calendar", "standard"),
+        dt = netCDF4.num2date(value, units, str(getattr(var, "calendar", "standard")),
                               only_use_cftime_datetimes=False, only_use_python_datetimes=True)
+        t = (np.datetime64(dt.replace(tzinfo=None), "us") + np.timedelta64(500000, "us")).astype("datetime64[s]")  # nearest second
     except Exception as err:
-        raise ScanError(path, f"time units {units!r} not understood ({err})") from None
-    return (np.datetime64(dt.replace(tzinfo=None), "us") + np.timedelta64(500000, "us")).astype("datetime64[s]")  # nearest second
+        raise ScanError(path, f"time {value:g} {units!r} is not a date ({type(err).__name__}: {err})", "bad_time") from None
+    return _check_time(path, t)
 
 # %% ../nbs/00_io.ipynb #d551d969
-def _field_values(path, var) -> tuple[np.ndarray, np.ndarray]:
-    "Unpack a field to float32 dBZ and a missing mask (`_FillValue`, `missing_value`, NaN, outside `valid_*`)."
-    var.set_auto_maskandscale(False)
-    raw = np.asarray(var[...])
-    a = _attrs(var)
-    if raw.dtype.kind == "i" and str(a.get("_Unsigned", "false")).lower() == "true":
-        raw = raw.view(raw.dtype.str.replace("i", "u"))
-    if raw.dtype.kind not in "iuf":
-        raise ScanError(path, f"field {var.name!r} has type {raw.dtype}; expected byte, short, int or float")
-    flags = []
-    if "_FillValue" in a:
-        flags.append(a["_FillValue"])
-    elif raw.dtype.itemsize > 1:  # unwritten values hold netCDF's default fill (bytes have none by convention)
-        flags.append(netCDF4.default_fillvals.get(raw.dtype.str[1:], None))
-    flags += list(np.atleast_1d(a.get("missing_value", [])))
-    missing = None
-    for f in flags:
-        if f is not None and not np.isnan(f):
-            hit = raw == np.asarray(f).astype(raw.dtype)
-            missing = hit if missing is None else np.logical_or(missing, hit, out=missing)
-    missing = np.zeros(raw.shape, bool) if missing is None else missing
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _packing(path, var, a: dict) -> tuple[float, float]:
+    "`scale_factor` and `add_offset` (1 and 0 when absent), each a finite number, the scale not 0."
+    out = []
+    for key, default in (("scale_factor", 1.0), ("add_offset", 0.0)):
+        v = _number(a.get(key, default))
+        if v is None or not np.isfinite(v) or abs(v) > _F32_MAX:
+            raise ScanError(path, f"field {var.name!r}: packing attribute {key} is {a[key]!r}, not a usable number",
+                            "bad_packing")
+        out.append(v)
+    if out[0] == 0:
+        raise ScanError(path, f"field {var.name!r}: scale_factor is 0, so every value would unpack to add_offset", "bad_packing")
+    return out[0], out[1]
+
+
+def _no_data_markers(path, var, a: dict, dtype: np.dtype) -> list:
+    "The raw values that mean 'no data': `_FillValue` (or netCDF's default fill) and `missing_value`."
+    markers = []
+    for key in ("_FillValue", "missing_value"):
+        if key in a:
+            v = _numbers(a[key])
+            if v is None:
+                raise ScanError(path, f"field {var.name!r}: {key} is {a[key]!r}, not a number", "bad_packing")
+            markers += v.tolist()
+    if "_FillValue" not in a and dtype.itemsize > 1:  # unwritten values hold netCDF's default fill (bytes have none)
+        markers.append(float(netCDF4.default_fillvals[dtype.str[1:]]))
+    out = []
+    for m in markers:  # as the raw type; a marker the type cannot hold marks nothing
+        if np.isnan(m) or (dtype.kind in "iu" and (m != np.floor(m) or not np.iinfo(dtype).min <= m <= np.iinfo(dtype).max)):
+            continue
+        out.append(np.asarray(m).astype(dtype))
+    return out
+
+
+def _valid_bounds(path, var, a: dict) -> tuple[float | None, float | None]:
+    "Raw values outside `valid_range` (or `valid_min` / `valid_max`) are missing."
     lo, hi = a.get("valid_min"), a.get("valid_max")
     if "valid_range" in a:
-        lo, hi = np.atleast_1d(a["valid_range"])[:2]
+        v = _numbers(a["valid_range"])
+        if v is None or v.size != 2:
+            raise ScanError(path, f"field {var.name!r}: valid_range is {a['valid_range']!r}, not two numbers", "bad_packing")
+        return float(v[0]), float(v[1])
+    for key, v in (("valid_min", lo), ("valid_max", hi)):
+        if v is not None and _number(v) is None:
+            raise ScanError(path, f"field {var.name!r}: {key} is {v!r}, not a number", "bad_packing")
+    return (None if lo is None else _number(lo)), (None if hi is None else _number(hi))
+
+
+def _check_values(path, var, dbz: np.ndarray, missing: np.ndarray, dbz_range: tuple):
+    "Every pixel not marked missing must be finite and within `dbz_range`; otherwise the scan is refused."
+    ok = ~missing
+    with np.errstate(invalid="ignore"):  # two reductions on good scans; the counts only for a refusal
+        seen = (float(np.min(dbz, where=ok, initial=np.inf)), float(np.max(dbz, where=ok, initial=-np.inf)))
+    if not ok.any() or all(np.isfinite(seen)) and dbz_range[0] <= seen[0] and seen[1] <= dbz_range[1]:
+        return
+    n, bad = dbz.size, ~np.isfinite(dbz) & ok
+    if bad.any():
+        raise ScanError(path, f"field {var.name!r}: {int(bad.sum())} of {n} pixels are NaN or infinite without being marked "
+                              "missing (corrupt data or packing attributes)", "non_finite")
+    lo, hi = dbz_range
+    out = ok & ((dbz < lo) | (dbz > hi))
+    raise ScanError(path, f"field {var.name!r}: {int(out.sum())} of {n} pixels are outside the physical range "
+                          f"{lo:g} to {hi:g} dBZ (values found from {seen[0]:.4g} to {seen[1]:.4g} dBZ); "
+                          "a wrong or missing scale_factor, add_offset or _Unsigned, or corrupt data", "out_of_range")
+
+
+def _field_values(path, var, dbz_range: tuple = DBZ_RANGE) -> tuple[np.ndarray, np.ndarray]:
+    "Unpack a field to float32 dBZ and a missing mask (`_FillValue`, `missing_value`, NaN, outside `valid_*`), checked."
+    var.set_auto_maskandscale(False)
+    a = _attrs(var)
+    if np.dtype(var.dtype).kind not in "iuf":
+        raise ScanError(path, f"field {var.name!r} has type {np.dtype(var.dtype)}; expected byte, short, int or float", "bad_field")
+    scale, offset = _packing(path, var, a)
+    raw = np.asarray(var[...])
+    if raw.dtype.kind not in "iuf":  # e.g. a variable-length type
+        raise ScanError(path, f"field {var.name!r} holds {raw.dtype} values; expected byte, short, int or float", "bad_field")
+    if raw.dtype.kind == "i" and str(a.get("_Unsigned", "false")).lower() == "true":
+        raw = raw.view(raw.dtype.str.replace("i", "u"))
+    missing = np.zeros(raw.shape, bool)
+    for m in _no_data_markers(path, var, a, raw.dtype):
+        missing |= raw == m
+    lo, hi = _valid_bounds(path, var, a)
     if lo is not None:
         missing |= raw < lo
     if hi is not None:
         missing |= raw > hi
-    dbz = raw.astype(np.float32)
-    scale, offset = a.get("scale_factor", 1.0), a.get("add_offset", 0.0)
-    if scale != 1.0:
-        dbz *= np.float32(scale)
-    if offset != 0.0:
-        dbz += np.float32(offset)
     if raw.dtype.kind == "f":
-        missing |= ~np.isfinite(dbz)
+        missing |= np.isnan(raw)  # NaN means no data; infinities do not
+    with np.errstate(over="ignore", invalid="ignore"):
+        dbz = raw.astype(np.float32)
+        if scale != 1.0:
+            dbz *= np.float32(scale)
+        if offset != 0.0:
+            dbz += np.float32(offset)
+    _check_values(path, var, dbz, missing, dbz_range)
     np.copyto(dbz, np.float32(NO_ECHO_DBZ), where=missing)
     return dbz, missing
 
 # %% ../nbs/00_io.ipynb #7523b2cd
 def _coordinate(path, ds, dim: str, role: str) -> np.ndarray:
+    "The values (km) of a dimension's coordinate variable."
+    what, kind = role.lower(), _axis_kind(role.lower())
     if dim not in ds.variables:
-        raise ScanError(path, f"{role.lower()} dimension {dim!r} has no coordinate variable")
+        raise ScanError(path, f"{what} dimension {dim!r} has no coordinate variable", kind)
     var = ds.variables[dim]
+    if np.dtype(var.dtype).kind not in "iuf" or var.ndim != 1:
+        raise ScanError(path, f"{what} coordinate {dim!r} is not a 1-D array of numbers ({np.dtype(var.dtype)}, {var.ndim}-D)", kind)
     var.set_auto_maskandscale(True)
-    values = np.ma.filled(np.ma.asarray(var[:], dtype=np.float64), np.nan)
-    return values * _km_factor(path, role.lower(), _attrs(var))
+    try:
+        values = np.ma.filled(np.ma.asarray(var[:], dtype=np.float64), np.nan)
+    except (TypeError, ValueError) as err:  # e.g. a text scale_factor on the coordinate
+        raise ScanError(path, f"{what} coordinate {dim!r} cannot be decoded ({err})", kind) from None
+    return values * _km_factor(path, what, _attrs(var))
 
 
 def _dim_roles(path, ds, var) -> list:
@@ -317,7 +489,7 @@ def _dim_roles(path, ds, var) -> list:
         cv = ds.variables.get(d)
         role = _axis_role(d, _attrs(cv)) if cv is not None and cv.dimensions == (d,) else _axis_role(d, {})
         if role is None:
-            raise ScanError(path, f"dimension {d!r} of field {var.name!r} is not a recognised t/z/y/x axis")
+            raise ScanError(path, f"dimension {d!r} of field {var.name!r} is not a recognised t/z/y/x axis", "bad_field")
         roles.append(role)
     return roles
 
@@ -333,13 +505,63 @@ def _scalar_height(ds) -> np.ndarray:
                 pass
     return np.array([0.0])
 
+# %% ../nbs/00_io.ipynb #d0db9a0b
+_PROJECTIONS = {  # what TITAN understands, and the attributes each needs
+    "azimuthal_equidistant": ("latitude_of_projection_origin", "longitude_of_projection_origin"),
+    "lambert_conformal_conic": ("standard_parallel", "longitude_of_central_meridian", "latitude_of_projection_origin"),
+}
 
-def _projection(ds, var) -> dict:
+
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v.tolist() if isinstance(v, np.ndarray) else v
+
+
+def _grid_mapping(path, ds, var) -> dict:
+    "The attributes of the field's grid-mapping variable (its projection); a field without one is refused."
     name = getattr(var, "grid_mapping", None)
-    if name is None or name not in ds.variables:
-        return {}
-    return {k: (v.item() if isinstance(v, np.generic) else v.tolist() if isinstance(v, np.ndarray) else v)
-            for k, v in _attrs(ds.variables[name]).items()}
+    if name is None:
+        raise ScanError(path, f"no projection: field {var.name!r} has no grid_mapping attribute, so its x/y cannot be placed "
+                              "on the map (TITAN would take them as degrees of latitude and longitude); the file needs a "
+                              "grid-mapping variable, e.g. azimuthal_equidistant centred on the radar", "bad_projection")
+    if not isinstance(name, str) or name not in ds.variables:
+        raise ScanError(path, f"no projection: the grid_mapping of field {var.name!r} names {name!r}, which is not a "
+                              "variable of the file", "bad_projection")
+    return {k: _plain(v) for k, v in _attrs(ds.variables[name]).items()}
+
+
+def _projection_number(path, proj: dict, key: str, n: tuple = (1,)) -> np.ndarray:
+    "A projection attribute as finite numbers (`n`: how many are allowed), latitudes within +-90, longitudes within +-360."
+    name = proj["grid_mapping_name"]
+    if key not in proj:
+        raise ScanError(path, f"projection {name} lacks {key}", "bad_projection")
+    v = _numbers(proj[key])
+    if v is None or v.size not in n or not np.all(np.isfinite(v)):
+        raise ScanError(path, f"projection {name}: {key} is {proj[key]!r}, not {' or '.join(map(str, n))} finite number(s)",
+                        "bad_projection")
+    limit = 90.0 if "latitude" in key or "parallel" in key else 360.0 if "longitude" in key or "meridian" in key else np.inf
+    if np.any(np.abs(v) > limit):
+        raise ScanError(path, f"projection {name}: {key} {proj[key]!r} is not a {'latitude' if limit == 90 else 'longitude'}",
+                        "bad_projection")
+    return v
+
+
+def _check_projection(path, proj: dict, x: np.ndarray, y: np.ndarray, km: float) -> dict:
+    "A projection TITAN understands, with its attributes; an azimuthal-equidistant grid must hold its origin (the radar)."
+    name = proj.get("grid_mapping_name")
+    if name not in _PROJECTIONS:
+        raise ScanError(path, f"projection {name!r} is not one TITAN understands (azimuthal_equidistant or "
+                              "lambert_conformal_conic); TITAN would place the grid wrongly", "bad_projection")
+    for key in _PROJECTIONS[name]:
+        _projection_number(path, proj, key, (1, 2) if key == "standard_parallel" else (1,))
+    fe, fn = (float(_projection_number(path, proj, k)[0]) * km if k in proj else 0.0 for k in ("false_easting", "false_northing"))
+    if name == "azimuthal_equidistant":
+        dx, dy = abs(x[1] - x[0]), abs(y[1] - y[0])
+        if not (x.min() - dx <= fe <= x.max() + dx and y.min() - dy <= fn <= y.max() + dy):
+            lat, lon = (float(_projection_number(path, proj, k)[0]) for k in _PROJECTIONS[name])
+            raise ScanError(path, f"the radar (projection origin {lat:g}, {lon:g} at x = {fe:g}, y = {fn:g} km) lies outside the "
+                                  f"grid (x {x.min():.4g} to {x.max():.4g} km, y {y.min():.4g} to {y.max():.4g} km); a radar "
+                                  "grid holds its radar: shifted or corrupt coordinates?", "bad_coordinates")
+    return proj
 
 # %% ../nbs/00_io.ipynb #0db9b8f3
 def _nearest_second(dt) -> np.datetime64:
@@ -357,7 +579,7 @@ def _sensor_of(ds) -> tuple | None:
         alt = float(np.asarray(a.get("mdv_sensor_alt", np.nan), np.float64).ravel()[0])
     except (KeyError, IndexError, TypeError, ValueError):
         return None
-    if not (np.isfinite(lat) and np.isfinite(lon)) or (lat == 0 and lon == 0):
+    if not (abs(lat) <= 90 and abs(lon) <= 360) or (lat == 0 and lon == 0):  # NaN fails too
         return None
     return (lat, lon, alt)
 
@@ -369,7 +591,10 @@ def _time_bounds_of(ds, tdim: str | None) -> tuple | None:
     if not isinstance(name, str) or name not in ds.variables:
         return None
     bvar = ds.variables[name]
-    values = np.ma.filled(np.ma.masked_invalid(np.ma.asarray(bvar[...], dtype=np.float64)).ravel(), np.nan)
+    try:
+        values = np.ma.filled(np.ma.masked_invalid(np.ma.asarray(bvar[...], dtype=np.float64)).ravel(), np.nan)
+    except (TypeError, ValueError):  # text or garbage: the bounds are optional, the scan is still good
+        return None
     units = getattr(bvar, "units", None) or getattr(tvar, "units", None)
     if values.size != 2 or not np.all(np.isfinite(values)) or units is None or " since " not in str(units):
         return None
@@ -447,76 +672,114 @@ def _check_not_truncated(path: Path):
     "Classic NetCDF files open fine when truncated and read zeros; compare the size with the header."
     with open(path, "rb") as f:
         head = f.read(1 << 16)
+    size = path.stat().st_size
     try:
         need = _classic_data_end(head)
-    except (IndexError, KeyError):
+    except IndexError:  # the header runs past what was read: cut off if that was the whole file
+        if len(head) == size:
+            raise ScanError(path, f"truncated: {size} bytes, not even the whole header", "truncated") from None
         need = None
-    size = path.stat().st_size
+    except KeyError:  # a type code no NetCDF file has: corrupt, which opening the file will tell
+        need = None
     if need is not None and size < need:
-        raise ScanError(path, f"truncated: {size} bytes, the header describes {need}")
+        raise ScanError(path, f"truncated: {size} bytes, the header describes {need}", "truncated")
 
 # %% ../nbs/00_io.ipynb #e675b652
-def _read(path: Path, ds, field: str) -> Scan:
+def _field_dims(path, ds, field: str):
+    "The field variable and its dimension per role ('T', 'Z', 'Y', 'X'), checked: (time,) (z,) y, x in that order."
     if field not in ds.variables:
-        raise ScanError(path, f"field {field!r} missing; variables present: {', '.join(ds.variables) or 'none'}")
+        raise ScanError(path, f"field {field!r} missing; variables present: {', '.join(ds.variables) or 'none'}", "bad_field")
     var = ds.variables[field]
     if not 2 <= var.ndim <= 4:
-        raise ScanError(path, f"field {field!r} has {var.ndim} dimension(s) {var.dimensions}; expected 2 to 4 as (time, z, y, x)")
+        raise ScanError(path, f"field {field!r} has {var.ndim} dimension(s) {var.dimensions}; expected 2 to 4 as (time, z, y, x)",
+                        "bad_field")
     roles = _dim_roles(path, ds, var)
     if "X" not in roles or "Y" not in roles:
-        raise ScanError(path, f"x/y axes missing: field {field!r} has dimensions {var.dimensions}")
+        raise ScanError(path, f"x/y axes missing: field {field!r} has dimensions {var.dimensions}", "bad_field")
     if len(set(roles)) != len(roles) or roles != [r for r in "TZYX" if r in roles]:
-        raise ScanError(path, f"field {field!r} has dimensions {var.dimensions}; expected the order (time, z, y, x)")
+        raise ScanError(path, f"field {field!r} has dimensions {var.dimensions}; expected the order (time, z, y, x)", "bad_field")
     dims = dict(zip(roles, var.dimensions))
-    if "T" in dims and len(ds.dimensions[dims["T"]]) != 1:
-        raise ScanError(path, f"more than one time step ({len(ds.dimensions[dims['T']])}); expected one scan per file")
+    nt = len(ds.dimensions[dims["T"]]) if "T" in dims else 1
+    if nt == 0:
+        raise ScanError(path, f"the time dimension {dims['T']!r} is empty: the file holds no scan", "bad_time")
+    if nt > 1:
+        raise ScanError(path, f"more than one time step ({nt}); expected one scan per file", "bad_field")
+    return var, dims
+
+
+def _grid_of(path, ds, var, dims: dict, max_extent_km: float) -> tuple:
+    "x, y, z (km, as stored) and the checked projection of the field's grid."
     x = _regular_axis(path, "x", _coordinate(path, ds, dims["X"], "X"))
     y = _regular_axis(path, "y", _coordinate(path, ds, dims["Y"], "Y"))
-    z = _coordinate(path, ds, dims["Z"], "Z") if "Z" in dims else _scalar_height(ds)
+    z = _check_levels(path, _coordinate(path, ds, dims["Z"], "Z") if "Z" in dims else _scalar_height(ds))
+    _check_extent(path, x, y, max_extent_km)
+    km = _km_factor(path, "x", _attrs(ds.variables[dims["X"]]))
+    return x, y, z, _check_projection(path, _grid_mapping(path, ds, var), x, y, km)
+
+
+def _layout(path, ds, field: str, max_extent_km: float) -> tuple:
+    "The field, its dimensions, its checked `Grid` (axes increasing) and the axes the file stores decreasing."
+    var, dims = _field_dims(path, ds, field)
+    x, y, z, projection = _grid_of(path, ds, var, dims, max_extent_km)
+    decreasing = tuple(a for a, c in zip("zyx", (z, y, x)) if len(c) > 1 and c[1] < c[0])
+    x, y, z = (c[::-1] if a in decreasing else c for a, c in zip("xyz", (x, y, z)))
+    return var, dims, Grid(x, y, z, projection), decreasing
+
+
+def _read(path: Path, ds, field: str, dbz_range: tuple = DBZ_RANGE, max_extent_km: float = MAX_EXTENT_KM) -> Scan:
+    "Read and check one scan from an open file: layout, grid, projection, time, then the values."
+    var, dims, grid, decreasing = _layout(path, ds, field, max_extent_km)
     time = _time_of(path, ds, dims.get("T"))
-    dbz, missing = _field_values(path, var)
+    dbz, missing = _field_values(path, var, dbz_range)
     if "T" in dims:
         dbz, missing = dbz[0], missing[0]
     if "Z" not in dims:
         dbz, missing = dbz[None], missing[None]
-    # the contract is increasing x, y (row 0 = south) and z: flip axes a file stores the other way round
-    flips = tuple(slice(None, None, -1) if len(c) > 1 and c[1] < c[0] else slice(None) for c in (z, y, x))
-    if any(s.step == -1 for s in flips):
+    if decreasing:  # the contract is increasing x, y (row 0 = south) and z: flip axes a file stores the other way round
+        flips = tuple(slice(None, None, -1) if a in decreasing else slice(None) for a in "zyx")
         dbz, missing = np.ascontiguousarray(dbz[flips]), np.ascontiguousarray(missing[flips])
-        z, y, x = z[flips[0]], y[flips[1]], x[flips[2]]
-    return Scan(dbz, missing, time, Grid(x, y, z, _projection(ds, var)), field, path,
-                sensor=_sensor_of(ds), time_bounds=_time_bounds_of(ds, dims.get("T")))
-
+    return Scan(dbz, missing, time, grid, field, path, sensor=_sensor_of(ds), time_bounds=_time_bounds_of(ds, dims.get("T")),
+                stored_decreasing=decreasing)
 
 
 def _with_scan_file(path: Path, read):
     "Open `path` with netCDF4 and return `read(ds)`; any failure becomes a `ScanError` naming the file."
     if not path.is_file():
-        raise ScanError(path, "no such file")
+        raise ScanError(path, "no such file", "unreadable")
     try:
         ds = netCDF4.Dataset(path, "r")
     except Exception as err:
-        raise ScanError(path, f"unreadable or not NetCDF ({type(err).__name__}: {err})") from None
+        try:
+            _check_not_truncated(path)  # a classic file cut inside its header does not open: say so
+        except OSError:
+            pass
+        raise ScanError(path, f"unreadable or not NetCDF ({type(err).__name__}: {err})", "unreadable") from None
     try:
         with ds:
             return read(ds)
     except ScanError:
         raise
     except Exception as err:  # a truncated or corrupt file fails while the data are read
-        raise ScanError(path, f"unreadable, truncated or corrupt ({type(err).__name__}: {err})") from None
+        raise ScanError(path, f"unreadable, truncated or corrupt ({type(err).__name__}: {err})", "unreadable") from None
 
 
 def read_scan(
     path,  # a NetCDF file holding one scan (LROSE/TITAN or plain CF layout)
     field: str = "DBZ",  # name of the reflectivity variable
+    *,
+    dbz_range: tuple = DBZ_RANGE,  # physically possible dBZ; a scan with values outside (not marked missing) is refused
+    max_extent_km: float = MAX_EXTENT_KM,  # x/y farther than this from the origin are refused as corrupt
 ) -> Scan:
     "Read one radar scan into dBZ `[Z, Y, X]`, a missing-data mask, its time and grid; bad files raise `ScanError`."
     path = Path(path)
+    lo, hi = dbz_range
+    if not lo < hi or not max_extent_km > 0:
+        raise ValueError(f"need dbz_range low < high and max_extent_km > 0 (got {dbz_range}, {max_extent_km})")
 
     def read(ds):
         if ds.data_model.startswith("NETCDF3"):
             _check_not_truncated(path)
-        return _read(path, ds, field)
+        return _read(path, ds, field, (float(lo), float(hi)), float(max_extent_km))
 
     return _with_scan_file(path, read)
 
@@ -529,27 +792,25 @@ def read_scan_time(
     return _with_scan_file(path, lambda ds: _time_of(path, ds, None))
 
 # %% ../nbs/00_io.ipynb #bca9a841
+def read_scan_layout(
+    path,  # a scan file
+    field: str = "DBZ",  # name of the reflectivity variable (its dimensions name the axes)
+    *,
+    max_extent_km: float = MAX_EXTENT_KM,  # x/y farther than this from the origin are refused as corrupt
+) -> tuple[Grid, tuple]:
+    "The scan's `Grid` (axes increasing) and the axes its file stores decreasing, checked as `read_scan` checks them, without reading the field."
+    path = Path(path)
+    return _with_scan_file(path, lambda ds: _layout(path, ds, field, max_extent_km)[2:])
+
+
 def read_scan_grid(
     path,  # a scan file
     field: str = "DBZ",  # name of the reflectivity variable (its dimensions name the axes)
+    *,
+    max_extent_km: float = MAX_EXTENT_KM,  # x/y farther than this from the origin are refused as corrupt
 ) -> Grid:
     "The scan's `Grid` alone (as `read_scan` gives it: axes increasing), without reading the field; bad files raise `ScanError`."
-    path = Path(path)
-
-    def grid(ds):
-        if field not in ds.variables:
-            raise ScanError(path, f"field {field!r} missing; variables present: {', '.join(ds.variables) or 'none'}")
-        var = ds.variables[field]
-        dims = dict(zip(_dim_roles(path, ds, var), var.dimensions))
-        if "X" not in dims or "Y" not in dims:
-            raise ScanError(path, f"x/y axes missing: field {field!r} has dimensions {var.dimensions}")
-        x = _regular_axis(path, "x", _coordinate(path, ds, dims["X"], "X"))
-        y = _regular_axis(path, "y", _coordinate(path, ds, dims["Y"], "Y"))
-        z = _coordinate(path, ds, dims["Z"], "Z") if "Z" in dims else _scalar_height(ds)
-        x, y, z = (c[::-1] if len(c) > 1 and c[1] < c[0] else c for c in (x, y, z))  # increasing, as read_scan flips them
-        return Grid(x, y, z, _projection(ds, var))
-
-    return _with_scan_file(path, grid)
+    return read_scan_layout(path, field, max_extent_km=max_extent_km)[0]
 
 # %% ../nbs/00_io.ipynb #58faf363
 def _epoch_s(t) -> float:
@@ -636,6 +897,215 @@ def write_grid_netcdf(
             v[0] = _pack_dbz(dbz, missing)
             ds.setncatts({"Conventions": "CF-1.6", **(global_attrs or {})})
     return path
+
+# %% ../nbs/00_io.ipynb #d61c8509
+def _serve(conn, read: Callable, parent_pid: int):
+    "A reader process: read each path it is sent and send back the result or the `ScanError`; stop on None."
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which then stops its workers
+    while True:
+        while not conn.poll(1.0):
+            if os.getppid() != parent_pid:  # the parent is gone: stop rather than linger
+                return
+        try:
+            path = conn.recv()
+        except (EOFError, OSError):
+            return
+        if path is None:
+            return
+        try:
+            out = read(path)
+        except ScanError as err:
+            out = err
+        except Exception as err:
+            out = ScanError(path, f"unreadable ({type(err).__name__}: {err})", "unreadable")
+        try:
+            conn.send(out)
+        except (EOFError, OSError):
+            return
+        except Exception as err:  # a result that does not pickle
+            conn.send(ScanError(path, f"unreadable (the result could not be handed back: {err})", "unreadable"))
+
+
+@dataclass(eq=False)
+class _Worker:
+    proc: object  # the multiprocessing.Process
+    conn: object  # the parent's end of its pipe
+    jobs: list = dc_field(default_factory=list)  # indices of the files sent to it, in order: it is reading the first
+    deadline: float = 0.0  # when the first of `jobs` must be done (time.monotonic)
+
+# %% ../nbs/00_io.ipynb #4d35ea0a
+class ReaderPool:
+    "Worker processes that read files with a time limit each; a read that hangs or crashes becomes a `ScanError`."
+
+    depth = 2  # files sent to a worker at once, so that it never waits for the parent between two files
+
+    def __init__(
+        self,
+        read: Callable,  # path -> result, may raise `ScanError` (with start method spawn it must pickle)
+        *,
+        workers: int = READ_WORKERS,  # reader processes
+        timeout_s: float = READ_TIMEOUT_S,  # the longest one file's read may take
+        start_method: str | None = None,  # multiprocessing start method (default: fork where there is one)
+    ):
+        if int(workers) < 1 or not timeout_s > 0:
+            raise ValueError(f"need workers >= 1 and timeout_s > 0 (got {workers}, {timeout_s})")
+        self.read, self.timeout_s = read, float(timeout_s)
+        self._ctx = get_context(start_method or ("fork" if "fork" in get_all_start_methods() else "spawn"))
+        self.replaced = 0  # workers that hung or crashed and were replaced
+        self._workers = [self._start() for _ in range(int(workers))]
+
+    def _start(self) -> _Worker:
+        sys.stdout.flush(), sys.stderr.flush()  # a forked child must not print the parent's pending output again
+        mine, theirs = self._ctx.Pipe()
+        proc = self._ctx.Process(target=_serve, args=(theirs, self.read, os.getpid()), daemon=True, name="nowcast-reader")
+        proc.start()
+        theirs.close()
+        return _Worker(proc, mine)
+
+    def _stop(self, w: _Worker, kill: bool):
+        if not kill:
+            try:
+                w.conn.send(None)
+                w.proc.join(5)
+            except OSError:
+                pass
+        if w.proc.is_alive():
+            w.proc.kill()  # SIGKILL: a read stuck inside the NetCDF library ignores anything gentler
+        w.proc.join()
+        w.conn.close()
+
+    def _replace(self, k: int):
+        "Kill worker `k` (hung, crashed or holding a stale job) and start a fresh one in its place."
+        self._stop(self._workers[k], kill=True)
+        self._workers[k] = self._start()
+        self.replaced += 1
+
+    def _hand_out(self, paths: list, todo: deque, limit: int):
+        "Send the next files (indices in `todo` below `limit`) to workers holding fewer than `depth`."
+        for k in range(len(self._workers)):
+            while todo and todo[0] < limit and len(self._workers[k].jobs) < self.depth:
+                w, i = self._workers[k], todo.popleft()
+                try:
+                    w.conn.send(paths[i])
+                except OSError:  # the worker died while idle: a fresh one takes the file
+                    todo.appendleft(i)
+                    self._replace(k)
+                    continue
+                if not w.jobs:
+                    w.deadline = _time.monotonic() + self.timeout_s
+                w.jobs.append(i)
+
+    def _give_up(self, k: int, todo: deque):
+        "Replace worker `k` after a hang or crash; the files queued behind the lost one go back to `todo`."
+        rest = self._workers[k].jobs[1:]
+        items = sorted([*todo, *rest])
+        todo.clear(), todo.extend(items)
+        self._replace(k)
+
+    def _collect(self, paths: list, todo: deque) -> dict:
+        "Wait for answers or the first deadline; returns {index: result or ScanError} of the files finished or stopped."
+        busy = [k for k, w in enumerate(self._workers) if w.jobs]
+        wait_s = max(0.0, min(self._workers[k].deadline for k in busy) - _time.monotonic())
+        _mp_connection.wait([self._workers[k].conn for k in busy], timeout=wait_s)
+        out = {}
+        for k in busy:
+            w = self._workers[k]
+            try:
+                while w.jobs and w.conn.poll(0):
+                    out[w.jobs.pop(0)] = w.conn.recv()
+                    w.deadline = _time.monotonic() + self.timeout_s  # the next file starts now
+            except (EOFError, OSError):  # the worker died: a crash inside the NetCDF library
+                w.proc.join(1)
+                i = w.jobs[0]
+                out[i] = ScanError(paths[i], f"unreadable: reading it crashed the reader process (exit code "
+                                             f"{w.proc.exitcode}); the file is corrupt", "unreadable")
+                self._give_up(k, todo)
+                continue
+            if w.jobs and _time.monotonic() >= w.deadline:
+                i = w.jobs[0]
+                out[i] = ScanError(paths[i], f"reading took longer than {self.timeout_s:g} s and was stopped; the file is "
+                                             "probably corrupt (a damaged HDF5 file can make the NetCDF library hang)", "timeout")
+                self._give_up(k, todo)
+        return out
+
+    def map(
+        self,
+        paths,  # the files to read
+    ) -> Iterator[tuple[Path, object]]:
+        "`(path, result or ScanError)` for every file, in the order given; a few files per worker are read ahead."
+        paths = [Path(p) for p in paths]
+        done, todo, first = {}, deque(range(len(paths))), 0
+        try:
+            while first < len(paths):
+                self._hand_out(paths, todo, first + 2 * self.depth * len(self._workers))
+                done.update(self._collect(paths, todo))
+                while first in done:
+                    yield paths[first], done.pop(first)
+                    first += 1
+        finally:  # stopped early: workers still reading would hand their answers to the next `map`
+            for k, w in enumerate(self._workers):
+                if w.jobs:
+                    self._replace(k)
+
+    def close(self):
+        "Stop every worker (killing busy ones)."
+        for w in self._workers:
+            self._stop(w, kill=bool(w.jobs))
+        self._workers = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+# %% ../nbs/00_io.ipynb #2d44be98
+def read_many(
+    read: Callable,  # path -> result, may raise `ScanError` (e.g. `read_scan_time`, or a `functools.partial` of `read_scan`)
+    paths,  # the files
+    *,
+    timeout_s: float = READ_TIMEOUT_S,  # the longest one file's read may take; slower reads become ScanError 'timeout'
+    workers: int = READ_WORKERS,  # reader processes (no more than files)
+) -> Iterator[tuple[Path, object]]:
+    "`read` for many files in worker processes with a time limit each: `(path, result or ScanError)` in the order given."
+    paths = list(paths)
+    if paths:
+        with ReaderPool(read, workers=min(int(workers), len(paths)), timeout_s=timeout_s) as pool:
+            yield from pool.map(paths)
+
+
+def read_scans(
+    paths,  # scan files
+    field: str = "DBZ",  # name of the reflectivity variable
+    *,
+    timeout_s: float = READ_TIMEOUT_S,  # the longest one file's read may take; slower reads become ScanError 'timeout'
+    workers: int = READ_WORKERS,  # reader processes
+    dbz_range: tuple = DBZ_RANGE,  # physically possible dBZ (see `read_scan`)
+    max_extent_km: float = MAX_EXTENT_KM,  # farthest x/y from the origin (see `read_scan`)
+) -> Iterator[tuple[Path, Scan | ScanError]]:
+    "`read_scan` for many files in worker processes with a time limit each: `(path, Scan or ScanError)` in order."
+    read = partial(read_scan, field=field, dbz_range=tuple(dbz_range), max_extent_km=max_extent_km)
+    return read_many(read, paths, timeout_s=timeout_s, workers=workers)
+
+
+def read_scan_times(
+    paths,  # scan files
+    *,
+    timeout_s: float = READ_TIMEOUT_S,  # the longest one file's read may take
+    workers: int = READ_WORKERS,  # reader processes
+) -> Iterator[tuple[Path, np.datetime64 | ScanError]]:
+    "`read_scan_time` for many files in worker processes with a time limit each: `(path, time or ScanError)` in order."
+    return read_many(read_scan_time, paths, timeout_s=timeout_s, workers=workers)
+
+
+def read_options(
+    data: dict | None,  # the `data:` section of a params file
+) -> dict:
+    "Keyword arguments of `read_scans` from `data:` (`read_timeout_s`, `read_workers`, `dbz_range`, `max_extent_km`)."
+    d = data or {}
+    lo, hi = d.get("dbz_range", DBZ_RANGE)
+    return {"timeout_s": float(d.get("read_timeout_s", READ_TIMEOUT_S)), "workers": int(d.get("read_workers", READ_WORKERS)),
+            "dbz_range": (float(lo), float(hi)), "max_extent_km": float(d.get("max_extent_km", MAX_EXTENT_KM))}
 
 # %% ../nbs/00_io.ipynb #950b8d1a
 def is_day_folder(

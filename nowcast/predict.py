@@ -8,7 +8,7 @@ Docs: https://github.com/nowcast-dev/nowcast/predict.html.md"""
 from __future__ import annotations
 
 import argparse, hashlib, json, sys, time
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field as dc_field
 from pathlib import Path
 
@@ -19,7 +19,8 @@ import yaml
 
 import nowcast
 from .io import Grid, Scan, ScanError, atomic_write, azimuthal_equidistant, read_scan, write_grid_netcdf
-from .data import dequantize, denormalize, find_scans, normalize, pool_scan, quantize, scan_time
+from .io import read_options, read_scan_times, read_scans
+from .data import dequantize, denormalize, find_scans, normalize, pool_scan, quantize
 from .inference import Forecaster, autocast_dtype, resolve_device
 
 # %% auto #0
@@ -29,7 +30,8 @@ __all__ = ['latest_scan_paths', 'read_latest_scans', 'pool_inputs', 'run_model',
 
 # %% ../nbs/10_predict.ipynb #26c90591
 def latest_scan_paths(inputs, # a folder of scans, one file, or a list of files/folders
-                      n_in: int # how many scans the model takes
+                      n_in: int, # how many scans the model takes
+                      *, reader: dict | None = None # `nowcast.io.read_scans` settings (timeout_s, workers); None: its defaults
                      ) -> list[Path]:
     "The `n_in` latest scan files, oldest first, ordered by their time variable."
     items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
@@ -41,17 +43,28 @@ def latest_scan_paths(inputs, # a folder of scans, one file, or a list of files/
     if len(paths) < n_in:
         raise ScanError(paths[-1] if paths else Path(items[0] if items else "."),
                         f"the model needs {n_in} scans, got {len(paths)}: {', '.join(map(str, paths)) or 'none'}")
-    times = [scan_time(p) for p in paths]  # header only: cheap even for a day's folder
+    reader = {**read_options({}), **(reader or {})}
+    times = []  # header only: cheap even for a day's folder; each file read with a time limit
+    with closing(read_scan_times(paths, timeout_s=reader["timeout_s"], workers=reader["workers"])) as reads:
+        for path, t in reads:
+            if isinstance(t, ScanError): raise t
+            times.append(t)
     order = sorted(range(len(paths)), key=lambda i: (times[i], str(paths[i])))
     return [paths[i] for i in order[-n_in:]]
 
 # %% ../nbs/10_predict.ipynb #1b422d72
 def read_latest_scans(paths: list[Path], # scan files, oldest first
                       field: str = "DBZ", # reflectivity variable
-                      max_gap_s: float = 450 # longest allowed gap between consecutive scans
+                      max_gap_s: float = 450, # longest allowed gap between consecutive scans
+                      *, reader: dict | None = None # `nowcast.io.read_scans` settings (timeout_s, workers, dbz_range, max_extent_km)
                      ) -> list[Scan]:
-    "Read the scans and check them as training does: one grid, increasing times, no gap over `max_gap_s`."
-    scans = sorted((read_scan(p, field) for p in paths), key=lambda s: s.time)
+    "Read the scans (each with a time limit) and check them as training does: one grid, increasing times, no gap over `max_gap_s`."
+    scans = []
+    with closing(read_scans(paths, field, **(reader or {}))) as reads:
+        for path, scan in reads:
+            if isinstance(scan, ScanError): raise scan
+            scans.append(scan)
+    scans.sort(key=lambda s: s.time)
     first = scans[0]
     for prev, scan in zip(scans, scans[1:]):
         if not scan.grid.matches(first.grid):
@@ -186,13 +199,14 @@ def forecast_scans(model: torch.nn.Module, # the trained model
                    field: str | None = None, # reflectivity variable (default: the checkpoint's `data.field`)
                    device: torch.device | str | None = None, # default: train.device of the checkpoint ("auto")
                    amp: str | bool | None = None, # default: train.amp of the checkpoint ("auto")
+                   reader: dict | None = None # `nowcast.io.read_scans` settings (`read_options(params["data"])`); None: defaults
                   ) -> Forecast:
     "Forecast from the latest `n_in` scans: read, pool, run the model, denormalise, upsample."
     p = _prep(ckpt_params)
     field = field or (ckpt_params or {}).get("data", {}).get("field", "DBZ")
     t = {}; t0 = time.perf_counter()
     n_in = int(getattr(model, "n_in", p["n_in"]))
-    scans = read_latest_scans(latest_scan_paths(scan_paths, n_in), field, p["max_gap_s"])
+    scans = read_latest_scans(latest_scan_paths(scan_paths, n_in, reader=reader), field, p["max_gap_s"], reader=reader)
     t["read"] = time.perf_counter() - t0; t0 = time.perf_counter()
     x, pooled_missing = pool_inputs(scans, ckpt_params)
     t["pool"] = time.perf_counter() - t0; t0 = time.perf_counter()
@@ -272,10 +286,12 @@ def predict(model_path, # checkpoint (e.g. checkpoints/phase3_best.pt)
             field: str | None = None, # reflectivity variable (default: the checkpoint's `data.field`)
             device: torch.device | str | None = None, # default: train.device ("auto": CUDA if available)
             amp: str | bool | None = None, # default: train.amp ("auto": bf16 on CUDA, fp32 on CPU)
+            reader: dict | None = None # `nowcast.io.read_scans` settings (`read_options(params["data"])`); None: defaults
            ) -> list[Path]:
     "Forecast from the latest scans with a checkpoint and write TITAN forecast files; returns them."
     model, ckpt = load_forecaster(model_path)
-    fc = forecast_scans(model, ckpt.get("params", {}), inputs, upsample=upsample, field=field, device=device, amp=amp)
+    fc = forecast_scans(model, ckpt.get("params", {}), inputs, upsample=upsample, field=field, device=device, amp=amp,
+                        reader=reader)
     return write_forecast(fc, out_dir, model_config=ckpt.get("model_config"), checkpoint=model_path,
                           params=ckpt.get("params", {}))
 
@@ -304,7 +320,8 @@ def predict_test_events(params: dict, # the whole params dict (`prepare`, `predi
     for s in chosen:
         srcs = cache.source_paths[s:s + cache.n_in]
         fc = forecast_scans(model, ckpt.get("params", {}), srcs, upsample=upsample,
-                            field=params.get("data", {}).get("field"), device=device, amp=amp)
+                            field=params.get("data", {}).get("field"), device=device, amp=amp,
+                            reader=read_options(params.get("data", {})))
         files = write_forecast(fc, out_dir, model_config=ckpt.get("model_config"), checkpoint=model_path,
                                checkpoint_sha256=sha, params=ckpt.get("params", {}))
         forecasts.append({"event": cache.event_names[cache.scan_event[s]], "issue_time": str(fc.issue_time),
@@ -363,7 +380,8 @@ def cli_main(argv: list[str] | None = None # arguments after `nowcast predict`
             ap.error("--input is required (or --test-events)")
         tp = params.get("train", {}) or {}
         files = predict(args.model_path, args.input if len(args.input) > 1 else args.input[0], out,
-                        upsample=upsample, field=args.field, device=args.device or tp.get("device"), amp=tp.get("amp"))
+                        upsample=upsample, field=args.field, device=args.device or tp.get("device"), amp=tp.get("amp"),
+                        reader=read_options(params.get("data", {})))
     except (ValueError, FileNotFoundError) as e:  # ScanError is a ValueError
         print(f"nowcast predict: {e}", file=sys.stderr)
         return 1

@@ -2,12 +2,14 @@
 import json
 from pathlib import Path
 
+import netCDF4
 import numpy as np
 import pytest
 import torch
 import yaml
 from torch.utils.data import DataLoader
 
+from _bad_scans import embedded_archive, hang_case
 from nowcast.data import RadarWindows, cli_main, load_cache, prepare
 from nowcast.io import Grid, azimuthal_equidistant, write_grid_netcdf
 
@@ -49,6 +51,7 @@ def test_broken_scans_are_skipped_named_and_counted(broken_archive, tmp_path):
     assert report["scans_found"] == 91
     assert report["scans"] == 88
     assert report["skips"]["by_kind"] == {"unreadable": 1, "grid_mismatch": 1, "duplicate_time": 1}
+    assert {k: [e["file"] for e in v] for k, v in report["skips"]["examples"].items()} == {k: [str(p)] for k, p in bad.items()}
     named = {item["kind"]: item for item in report["skips"]["files"]}
     for kind, path in bad.items():
         assert named[kind]["file"] == str(path)
@@ -70,7 +73,8 @@ def test_cli_writes_the_report(broken_archive, tmp_path, capsys):
     # a skipped scan leaves a 10-minute hole that no window spans
     assert report["windows"] == {"train": 12, "val": 9, "test": 16}
     out = capsys.readouterr().out
-    assert "skipped 3 scans" in out and "test" in out
+    assert "skipped 3 scans: " in out and "test" in out
+    assert all(f"{k} 1" in out for k in bad)
 
 
 def test_empty_folder_is_a_clear_error(tmp_path, capsys):
@@ -116,3 +120,87 @@ def test_windows_load_in_spawned_workers(tmp_path):
     inline = list(DataLoader(ds, batch_size=2))
     for a, b in zip(spawned[0], inline[0]):
         assert torch.equal(a, b)
+
+
+# --- bad scans among good ones: refused by kind, summarised once, never stopping prepare (issue 11) ------
+
+@pytest.fixture(scope="module")
+def hang_scan(tmp_path_factory) -> Path:
+    "A scan that makes `netCDF4.Dataset` never return (see tests/_bad_scans.py)."
+    d = tmp_path_factory.mktemp("hang")
+    return hang_case(embedded_archive(d / "archive"), d / "20240507_194500.nc")
+
+
+def _edit(path, change):
+    with netCDF4.Dataset(path, "a") as ds:
+        change(ds)
+
+
+@pytest.fixture
+def mixed_archive(tmp_path, hang_scan):
+    "Two events of 20 good scans; five scans near the end of the first are damaged, one of each kind, and a sixth file hangs."
+    import shutil
+    raw = tmp_path / "raw"
+    day1 = write_event(raw / "20240601", 20)
+    write_event(raw / "20240602", 20, start=T0 + np.timedelta64(86400, "s"), seed=1)
+    bad = {"timeout": raw / "20240601" / "zz_hang.nc", "unreadable": day1[13], "out_of_range": day1[14],
+           "bad_time": day1[15], "bad_projection": day1[16], "grid_mismatch": day1[17]}
+    shutil.copy(hang_scan, bad["timeout"])
+    day1[13].write_bytes(day1[13].read_bytes()[:700])  # an interrupted copy
+    _edit(day1[14], lambda ds: ds["DBZ"].delncattr("scale_factor"))  # counts read as dBZ: -1000..6000
+    def zero_time(ds): ds["time"][:] = 0.0  # 1970-01-01
+    _edit(day1[15], zero_time)
+    _edit(day1[16], lambda ds: ds["DBZ"].delncattr("grid_mapping"))
+    def reverse_x(ds): ds["x0"][:] = ds["x0"][::-1]  # the data stays: the scan would be mirrored
+    _edit(day1[17], reverse_x)
+    return raw, bad
+
+
+def test_bad_scans_are_refused_by_kind_and_summarised_once(mixed_archive, tmp_path, caplog, capsys):
+    import logging
+    raw, bad = mixed_archive
+    params = {"data": {"raw_dir": str(raw), "read_timeout_s": 3, "read_workers": 2},
+              "prepare": {"cache_dir": str(tmp_path / "cache"), "n_in": 4, "n_out": 3,
+                          "split": {"train": 0.5, "val": 0.5, "test": 0.0}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with caplog.at_level(logging.DEBUG, logger="nowcast.data"):
+        assert cli_main(["--params", str(tmp_path / "params.yaml"), "--report", str(tmp_path / "prepare.json")]) == 0
+    report = json.loads((tmp_path / "prepare.json").read_text())
+    assert report["scans_found"] == 41 and report["scans"] == 35
+    assert report["skips"]["by_kind"] == {k: 1 for k in bad}
+    for kind, path in bad.items():
+        (example,) = report["skips"]["examples"][kind]
+        assert example["file"] == str(path) and example["reason"].startswith(str(path))
+    assert "longer than 3 s" in report["skips"]["examples"]["timeout"][0]["reason"]
+    assert report["params"]["reader"] == {"timeout_s": 3.0, "workers": 2, "dbz_range": [-40.0, 95.0], "max_extent_km": 2000.0}
+    cached = {str(p) for p in load_cache(tmp_path / "cache").source_paths}
+    assert len(cached) == 35 and not cached & {str(p) for p in bad.values()}
+    # one warning line per kind, none per file; scans on another grid are said once per grid instead
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == len(bad) + 1, warnings
+    for kind, path in bad.items():
+        if kind == "grid_mismatch":
+            assert warnings[0].startswith("kept grid 2x8x8 (z, y, x)") and warnings[0].endswith(": 36 scans (the grid most scans share)")
+            assert warnings[1].startswith("skipped 1 scans on grid 2x8x8") and f"x stored decreasing (first: {path})" in warnings[1]
+            continue
+        (line,) = [w for w in warnings if w.startswith(f"prepare skipped {kind}: 1 scan ")]
+        assert str(path) in line
+    assert sum(r.levelno == logging.DEBUG and "skipped scan" in r.getMessage() for r in caplog.records) == len(bad)
+    out = capsys.readouterr().out
+    assert "skipped 6 scans: " in out and all(f"{k} 1" in out for k in bad)
+
+
+def test_too_little_left_to_train_is_a_clear_error(mixed_archive, tmp_path):
+    raw, bad = mixed_archive
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "index.json").write_text("{}")  # an older cache stays as it was
+    with pytest.raises(ValueError) as err:
+        prepare(raw, tmp_path / "cache", n_in=4, n_out=3, split={"train": 0.5, "val": 0.5, "test": 0.0},
+                reader={"timeout_s": 3}, min_train_windows=100)
+    msg = str(err.value)
+    assert msg.startswith(f"{raw}: too little left to train") and "prepare.min_train_windows = 100" in msg
+    assert all(f"\n  {kind}: 1 scan " in msg for kind in bad), msg  # every kind of refusal, one line each
+    assert (tmp_path / "cache" / "index.json").read_text() == "{}"
+    # the default asks for one training window, which the good scans give
+    assert prepare(raw, tmp_path / "cache", n_in=4, n_out=3, split={"train": 0.5, "val": 0.5, "test": 0.0},
+                   reader={"timeout_s": 3})["windows"]["train"] > 0

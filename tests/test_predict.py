@@ -259,3 +259,18 @@ def test_missing_checkpoint_or_empty_folder_is_a_clear_error(checkpoint, tmp_pat
     missing = tmp_path / "nope.pt"
     assert cli_main(["--model-path", str(missing), "--input", str(empty), "--out", str(tmp_path / "out")]) == 1
     assert str(missing) in capsys.readouterr().err
+
+
+def test_a_scan_that_hangs_the_netcdf_library_is_a_clear_error(checkpoint, scans, tmp_path, capsys):
+    "Each input is read in a reader process with `data.read_timeout_s`: a file that hangs netCDF4 stops nothing."
+    import time
+    from _bad_scans import embedded_archive, hang_case
+    bad = hang_case(embedded_archive(tmp_path / "archive"), tmp_path / "20240601_122500.nc")
+    (tmp_path / "params.yaml").write_text(json.dumps({"data": {"read_timeout_s": 2}}))
+    t0 = time.monotonic()
+    assert cli_main(["--model-path", str(checkpoint), "--input", *map(str, scans), str(bad), "--out", str(tmp_path / "out"),
+                     "--params", str(tmp_path / "params.yaml"), "--device", "cpu"]) == 1
+    assert time.monotonic() - t0 < 30
+    err = capsys.readouterr().err
+    assert f"{bad}: reading took longer than 2 s" in err
+    assert not (tmp_path / "out").exists()
