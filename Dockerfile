@@ -4,6 +4,11 @@
 #   docker run --gpus all --shm-size 8g \
 #     -v "$PWD/datasets:/workspace/datasets" -v "$PWD/model_output:/workspace/model_output" nowcast
 #
+# Pre-emption: `docker stop -t 120 <container>` sends SIGTERM to PID 1, which is tini here (-g: to the whole
+# process group), so `nowcast train` under `dvc repro` gets it, writes checkpoints/<phase>_last.pt and
+# stops; the next `docker run` (same volumes) resumes it. Without an init, PID 1 (dvc) would ignore the
+# signal and the kill 10 s later would lose the epoch.
+#
 # The base image's tag carries the same torch version as pyproject's pin (tests/test_dockerfile.py checks
 # it); torch is also installed explicitly from PyTorch's CUDA index at that exact version, so a base
 # image that drifts can never leave a different torch inside.
@@ -20,10 +25,11 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONUNBUFFERED=1
 
-# pigz: parallel unpacking of the users' tarball (nowcast fetch); git: DVC needs the repository
+# pigz: parallel unpacking of the users' tarball (nowcast fetch); git: DVC needs the repository;
+# tini: an init that passes `docker stop`'s SIGTERM on to the training process
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends pigz git ca-certificates \
+    && apt-get install -y --no-install-recommends pigz git ca-certificates tini \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /workspace
@@ -40,4 +46,5 @@ COPY . .
 
 VOLUME ["/workspace/datasets", "/workspace/model_output"]
 
+ENTRYPOINT ["/usr/bin/tini", "-g", "--"]
 CMD ["dvc", "repro"]

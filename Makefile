@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine with Python 3.11:
-#   make repro   set up the environment, build the embedded archive and run `dvc repro`
+#   make repro   set up the environment and run `dvc repro` (its first stage builds the embedded archive)
 #   make test    set up the environment and run every test (notebooks included)
 SHELL := /bin/bash
 PY ?= python3.11
@@ -19,10 +19,9 @@ $(BIN)/nowcast: pyproject.toml
 setup: $(BIN)/nowcast
 
 data: setup
-	$(BIN)/nowcast synth --params $(PARAMS) --check-dvc data.dvc
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc repro synth
 
-repro: data
-	test -d .dvc || $(BIN)/dvc init -q --no-scm
+repro: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc repro
 	cat reports/summary.md
 

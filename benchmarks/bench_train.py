@@ -58,13 +58,13 @@ def _one(cfg):
     scaler = torch.amp.GradScaler(dev.type, enabled=use_scaler)
     norm = {"dbz_min": -10.0, "dbz_max": 70.0}
     loss_fn = lambda p, t, v: nowcast_loss(p, t, v, norm=norm, high_threshold_dbz=40.0, high_penalty_weight=50.0,
-                                           ssim_weight=20.0, huber_delta=0.05)
+                                           ssim_weight=20.0, huber_delta_dbz=4.0)
     g = torch.Generator().manual_seed(0)
     batch = (torch.rand(b, n_in, z, h, w, generator=g), torch.rand(b, n_out, z, h, w, generator=g),
              torch.ones(b, n_out, z, h, w, dtype=torch.bool))
 
     def step():
-        loss = _forward_loss(model, batch, loss_fn, autocast_dtype=dtype, device=dev, channels_last=cfg.get("channels_last", False))
+        loss, _ = _forward_loss(model, batch, loss_fn, autocast_dtype=dtype, device=dev, channels_last=cfg.get("channels_last", False))
         _backward(loss, 1.0, scaler if use_scaler else None)
         if use_scaler:
             scaler.unscale_(opt)
@@ -142,7 +142,7 @@ def main(argv=None):
     full_model = (full or {}).get("model", {})
     steps = 2 if args.quick else 5
     rows, notes = [], []
-    for name in ("ConvLSTM", "ConvLSTM3D_Enhanced"):
+    for name in ("AdvectionNet", "ConvLSTM", "ConvLSTM3D_Enhanced"):
         demo_kw = _model_kwargs(name, params["model"])
         full_kw = _model_kwargs(name, full_model)   # {} without params-full.yaml: the model defaults
         fitted = _fit_grid(name, full_kw, full_shape["h"])

@@ -832,7 +832,7 @@ def prepare_from_params(params: dict) -> dict:
     d, p = params.get("data", {}), params.get("prepare", {})
     keys = ("pool", "pool_space", "dbz_min", "dbz_max", "dbz_step", "n_in", "n_out", "stride", "max_gap_s", "split",
             "min_train_windows")
-    return prepare(d.get("raw_dir", "data/raw"), p.get("cache_dir", "data/cache"), field=d.get("field", "DBZ"),
+    return prepare(d.get("raw_dir", "data"), p.get("cache_dir", "cache"), field=d.get("field", "DBZ"),
                    event_gap_s=d.get("event_gap_s", 1800), reader=read_options(d), **{k: p[k] for k in keys if k in p})
 
 def format_summary(report: dict) -> str:

@@ -233,7 +233,7 @@ def headline_metrics(
     fss_scale: int = 5,  # FSS width reported
     headline_leads_min=(15,),  # leads reported besides the mean and the last lead
 ) -> dict:
-    "Flat headline numbers per method for metrics.json."
+    "Flat headline numbers per method for metrics.json (CSI at every lead, the rest at the headline leads)."
     sc, cells, thr = res.scores, res.cells, f"{headline_dbz:g}"
     head = sc[(sc.field == "cmax") & (sc.threshold_dbz == headline_dbz)]
     leads = [l for l in res.leads_min if any(abs(l - h) < 1e-6 for h in headline_leads_min)] + [res.leads_min[-1]]
@@ -242,7 +242,7 @@ def headline_metrics(
         h, c = head[head.method == m].set_index("lead_min"), cells[cells.method == m].set_index("lead_min")
         acc = res.scoreboard.sums[(m, "cmax")]
         d = {f"csi{thr}_mean": _num(np.nanmean(h.csi)) if h.csi.notna().any() else None}
-        d.update({f"csi{thr}_{_lead_label(l)}": _num(h.csi[l]) for l in dict.fromkeys(leads)})
+        d.update({f"csi{thr}_{_lead_label(l)}": _num(h.csi[l]) for l in res.leads_min})   # every lead: `dvc metrics diff`
         for k in ("pod", "far", "bias"):
             d[f"{k}{thr}_mean"] = _num(np.nanmean(h[k])) if h[k].notna().any() else None
         f = h[f"fss_{fss_scale}"]
@@ -299,7 +299,7 @@ def evaluate(
 ) -> Result:
     "Score the model and the baselines on the split's windows; optionally write the reports."
     ev, prep = params.get("evaluate", {}) or {}, params.get("prepare", {}) or {}
-    cache = load_cache(prep.get("cache_dir", "data/cache"))
+    cache = load_cache(prep.get("cache_dir", "cache"))
     if split not in cache.windows:
         raise ValueError(f"{cache.cache_dir}: no split {split!r} (has {sorted(cache.windows)})")
     max_windows = ev.get("max_windows", 40) if max_windows is None else max_windows

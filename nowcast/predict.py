@@ -307,7 +307,7 @@ def predict_test_events(params: dict, # the whole params dict (`prepare`, `predi
     pr = params.get("predict", {})
     out_dir = Path(out_dir or pr.get("out_dir", "forecasts"))
     max_forecasts, upsample = int(pr.get("max_forecasts", 3)), bool(pr.get("upsample", True))
-    cache = load_cache(params.get("prepare", {}).get("cache_dir", "data/cache"))
+    cache = load_cache(params.get("prepare", {}).get("cache_dir", "cache"))
     model, ckpt = load_forecaster(model_path)
     sha = sha256_of(model_path)
     tp = params.get("train", {}) or {}   # one device and precision policy with `evaluate`: train.device, train.amp

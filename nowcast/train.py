@@ -169,14 +169,18 @@ def rotate_batch(batch, k: int):
     return batch if k == 0 else tuple(torch.rot90(t, k, dims=(-2, -1)) for t in batch)
 
 # %% ../nbs/05_train.ipynb #52692c92
-def _to_device(batch, device, channels_last):
+def _to_device(batch, device, channels_last, table=None):
+    "Move a batch to the device; uint8 codes (`RadarWindows(as_codes=True)`) become normalised values there."
     x, y, valid = (t.to(device, non_blocking=True) for t in batch)
+    if x.dtype == torch.uint8:
+        from nowcast.data import decode_codes
+        x, y = decode_codes(x, table), decode_codes(y, table)
     if channels_last and x.dim() == 5: x = x.contiguous(memory_format=torch.channels_last_3d)
     return x, y, valid
 
-def _forward(model, batch, *, autocast_dtype=None, device=torch.device("cpu"), channels_last=False):
+def _forward(model, batch, *, autocast_dtype=None, device=torch.device("cpu"), channels_last=False, table=None):
     "Forward one micro-batch under autocast: (forecast as float32, targets, valid) on the device."
-    x, y, valid = _to_device(batch, device, channels_last)
+    x, y, valid = _to_device(batch, device, channels_last, table)
     with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
         pred = model(x)
     return pred.float(), y, valid
@@ -273,13 +277,15 @@ def validate(model: nn.Module, # the model (train/eval mode is set here)
              *, batch_size: int = 8, device=torch.device("cpu"), autocast_dtype=None,
              channels_last: bool = False, rank: int = 0, world: int = 1,
              score_fn=None, # (pred, target, valid) -> counts array (e.g. hits, misses, false alarms per lead)
+             table=None, # code -> value table when the dataset gives uint8 codes
             ) -> dict:
     "`{'loss', 'parts', 'counts'}` over a dataset (window-weighted means, summed over ranks); loss nan when empty."
     if dataset is None or len(dataset) == 0: return {"loss": math.nan, "parts": {}, "counts": None}
     model.eval()
     sums, n, counts = {}, 0, None
     for batch in epoch_loader(dataset, batch_size, 0, 0, shuffle=False, rank=rank, world=world):
-        pred, y, valid = _forward(model, batch, autocast_dtype=autocast_dtype, device=device, channels_last=channels_last)
+        pred, y, valid = _forward(model, batch, autocast_dtype=autocast_dtype, device=device, channels_last=channels_last,
+                                  table=table)
         loss, parts = loss_fn(pred, y, valid)
         k = len(batch[0]); n += k
         for name, v in {"loss": loss.item(), **parts}.items(): sums[name] = sums.get(name, 0.0) + float(v) * k
@@ -409,6 +415,7 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
         on_step=None, # callback(epoch, batch_done, global_step) after each optimizer step; True stops like SIGTERM
         score_fn=None, # (pred, target, valid) -> [n_out, 3] hits, misses, false alarms (validation CSI)
         score_name: str = "csi35", # how the CSI is called in the logs
+        table=None, # code -> normalised value (`RadarWindows.table`) when the datasets give uint8 codes
        ) -> dict:
     "Train one curriculum phase; returns the summary also written to `reports/{phase}_train.json`."
     t0 = time.time()
@@ -507,7 +514,7 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
                 no_sync = net.no_sync() if (world > 1 and not last_in_window) else contextlib.nullcontext()
                 with no_sync:
                     loss, parts = _forward_loss(net, batch, loss_fn, autocast_dtype=run.autocast_dtype, device=device,
-                                                channels_last=run.channels_last)
+                                                channels_last=run.channels_last, table=table)
                     # agree across ranks before backward: DDP's gradient hooks need every rank to backpropagate
                     bad = _all_reduce_flags([int(not torch.isfinite(loss.detach()))], device)[0]
                     if bad and run.nan_policy == "error":
@@ -547,7 +554,7 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
                          f"{elog.samples / max(elog.busy_s + now - t_epoch, 1e-9):.1f} samples/s")
             elog.busy_s += time.time() - t_epoch
             history.append(_end_of_epoch(epoch, elog, world, device, raw, val_data, loss_fn, run, rank, score_fn, score_name,
-                                         optimizer, schedule, state))
+                                         optimizer, schedule, state, table))
             state.update(epoch=epoch + 1, batch=0)
             elog = EpochLog()
             ck = checkpoint(epoch, finished=state["epoch"] >= end)
@@ -579,14 +586,14 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
 
 
 def _end_of_epoch(epoch, elog, world, device, raw, val_data, loss_fn, run, rank, score_fn, score_name,
-                  optimizer, schedule, state) -> dict:
+                  optimizer, schedule, state, table=None) -> dict:
     "Validate, step the plateau schedule, and the epoch's row of numbers (with 'improved')."
     names = sorted(elog.sums)
     tot = _all_reduce_sum([elog.sums[k] for k in names] + [elog.n_seen, elog.data_s, elog.busy_s], device)
     n_seen = tot[len(names)]
     train_means = {k: v / n_seen if n_seen else math.nan for k, v in zip(names, tot)}
     val = validate(raw, val_data, loss_fn, batch_size=run.bs, device=device, autocast_dtype=run.autocast_dtype,
-                   channels_last=run.channels_last, rank=rank, world=world, score_fn=score_fn)
+                   channels_last=run.channels_last, rank=rank, world=world, score_fn=score_fn, table=table)
     train_loss = train_means.pop("loss", math.nan)
     score = val["loss"] if math.isfinite(val["loss"]) else train_loss
     schedule.epoch_end(score)
@@ -654,8 +661,9 @@ def _phase_model(params, cache):
     name = mp.pop("name", "ConvLSTM3D_Enhanced")
     if name in MODELS:   # `--set model.name=ConvLSTM` keeps working although it takes no `groups`
         takes = inspect.signature(MODELS[name].__init__).parameters
-        unused = sorted(k for k in mp if k not in takes)
-        if unused: print(f"model {name}: ignoring params model.{', model.'.join(unused)} (not arguments of {name})", file=sys.stderr)
+        shared = {k for m in MODELS.values() for k in inspect.signature(m.__init__).parameters}   # other models' keys
+        unknown = sorted(k for k in mp if k not in shared)
+        if unknown: print(f"model {name}: ignoring params model.{', model.'.join(unknown)} (no model takes them)", file=sys.stderr)
         mp = {k: v for k, v in mp.items() if k in takes}
     model = get_model(name, n_levels=int(cache.shape[1]), n_in=cache.n_in, n_out=cache.n_out, **mp)
     return model, model_config(model)
@@ -696,8 +704,9 @@ def train_phase(params: dict, # the whole params dict (params.yaml)
     root = Path(root)
     rel = lambda p: None if p in (None, "") else (Path(p) if Path(p).is_absolute() else root / p)
     cache_dir = rel(params.get("prepare", {}).get("cache_dir", "cache"))
-    train_ds = RadarWindows(cache_dir, "train")
-    val_ds = RadarWindows(cache_dir, "val") if "val" in train_ds.cache.windows else None
+    # uint8 codes to the device, decoded there: a quarter of the bytes through the loader and over PCIe
+    train_ds = RadarWindows(cache_dir, "train", as_codes=True)
+    val_ds = RadarWindows(cache_dir, "val", as_codes=True) if "val" in train_ds.cache.windows else None
     if val_ds is not None: val_ds = _spread(val_ds, int(params["train"].get("max_val_windows", 0) or 0))
     _seed_everything(int(params.get("seed", 0)))   # the initial weights follow from params.seed
     model, cfg = _phase_model(params, train_ds.cache)
@@ -706,7 +715,7 @@ def train_phase(params: dict, # the whole params dict (params.yaml)
     init = init_from if init_from is not None else params[phase].get("init_from")
     return fit(model, train_ds, val_ds, loss_fn, params, phase, model_config=cfg, root=root,
                resume_from=rel(resume_from), init_from=rel(init), on_step=on_step,
-               score_fn=_csi_counter(train_ds.cache.norm, score_dbz), score_name=f"csi{score_dbz:g}")
+               score_fn=_csi_counter(train_ds.cache.norm, score_dbz), score_name=f"csi{score_dbz:g}", table=train_ds.table)
 
 # %% ../nbs/05_train.ipynb #1dba194c
 def _parse_set(item):

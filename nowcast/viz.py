@@ -326,8 +326,8 @@ def plot_sequence(frames,                         # dict name -> [T, Z, Y, X] dB
                   cadence_min: float = 5.0,       # minutes between frames
                   missing=None,                   # bool [T, Z, Y, X] of the reference, or dict name -> mask
                   use_cartopy: bool = True,       # False: plain km axes
-                  panel_in: float = 2.2,          # panel size, inches
-                  dpi: int = 80,
+                  panel_in: float = 3.2,          # panel size, inches (readable maps)
+                  dpi: int = 90,
                   suptitle: str | None = None,
                   ):
     "Grid of column-max maps and cross-sections: rows = sequences, columns = leads; returns (fig, axes)."
@@ -355,7 +355,7 @@ def plot_sequence(frames,                         # dict name -> [T, Z, Y, X] dB
             m = missing.get(name)
             m_t = None if m is None else np.asarray(m, bool)[t]
             ax = map_axes(fig, grid, nrow, ncol, 2 * r * ncol + c + 1, use_cartopy=use_cartopy)
-            plot_column_max(ax, seq[t], grid, missing=m_t, title=f"{name}  t+{lead:g} min", labels=False)
+            plot_column_max(ax, seq[t], grid, missing=m_t, title=f"{name}  t+{lead:g} min", labels=c == 0)
             ax.axhline(y[j] * _scale(ax), color="k", lw=0.6, ls="-", gid="section_line")
             axes[2 * r, c] = ax
             axes[2 * r + 1, c] = plot_cross_section(fig.add_subplot(nrow, ncol, (2 * r + 1) * ncol + c + 1),
@@ -497,6 +497,7 @@ def plot_motion(ax,                       # map axes from `map_axes`
                 grid,                     # the field's grid
                 every: int | None = None, # draw one arrow per `every` pixels (default: about 12 across)
                 color: str = "k",
+                where=None,               # bool [Y, X]: draw arrows only there (e.g. where there is echo)
                 ):
     "Arrows of the displacement on a map panel; returns the quiver."
     x_km, y_km, _ = _coords(grid)
@@ -506,9 +507,12 @@ def plot_motion(ax,                       # map axes from `map_axes`
     every = every or max(1, len(x_km) // 12)
     sl = (slice(every // 2, None, every), slice(every // 2, None, every))
     xx, yy = np.meshgrid(x_km, y_km)
+    keep = np.ones(xx.shape, bool) if where is None else np.asarray(where, bool)
+    xx, yy, u, v = (a[sl][keep[sl]] for a in (xx, yy, d[0], d[1]))
     k = _scale(ax)
-    return ax.quiver(xx[sl] * k, yy[sl] * k, d[0][sl] * k, d[1][sl] * k, angles="xy", scale_units="xy", scale=1,
-                     color=color, width=0.004, gid="motion", **_data_kw(ax))
+    kw = {"transform": ax.projection} if _is_geo(ax) else {}   # vectors in the map's own metres: no reprojection
+    return ax.quiver(xx * k, yy * k, u * k, v * k, angles="xy", scale_units="xy", scale=1,
+                     color=color, width=0.004, gid="motion", **kw)
 
 # %% ../nbs/01a_viz.ipynb #e5cd2b08
 def plot_csi_by_lead(csi: dict,                 # method -> CSI per lead (NaN where undefined)

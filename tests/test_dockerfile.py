@@ -79,12 +79,21 @@ def test_image_runs_the_pipeline_with_its_volumes_and_kernel():
     volume = next(i for i in instr if i.startswith("VOLUME"))
     assert "/workspace/datasets" in volume and "/workspace/model_output" in volume
     assert any("ipykernel install" in i and "--name python3" in i for i in instr)
-    assert any("apt-get install" in i and "pigz" in i and "git" in i for i in instr)
+    assert any("apt-get install" in i and "pigz" in i and "git" in i and "tini" in i for i in instr)
+
+
+def test_docker_stop_reaches_training():
+    "PID 1 is tini with -g: docker stop's SIGTERM goes to the process group, so the training stage saves its checkpoint."
+    instr = _run_instructions()
+    entry = next(i for i in instr if i.startswith("ENTRYPOINT"))
+    assert "tini" in entry and '"-g"' in entry, entry
+    cache_dir = __import__("yaml").safe_load((ROOT / "params.yaml").read_text())["prepare"]["cache_dir"]
+    assert f"{cache_dir}/" in (ROOT / ".dockerignore").read_text().split()   # the params' cache, not another path
 
 
 def test_dockerignore_keeps_data_and_environments_out():
     lines = (ROOT / ".dockerignore").read_text().splitlines()
     ignored = [l.strip() for l in lines if l.strip() and not l.startswith("#")]
-    for path in [".venv/", "datasets/", "model_output/", "data/cache/"]:
+    for path in [".venv/", "datasets/", "model_output/", "cache/", "data/", "checkpoints/"]:
         assert path in ignored
     assert ".git" not in ignored and ".git/" not in ignored  # dvc repro needs the git repository

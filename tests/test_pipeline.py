@@ -2,14 +2,13 @@
 does nothing, a phase-3 change reruns phase 3 onwards only, a report edit (viz.py) never retrains, SIGTERM
 to `dvc repro`'s process group leaves a mid-epoch checkpoint that the next `dvc repro` resumes, and
 `train.nproc_per_node: 2` trains through the same stage with two processes."""
-import json, os, re, shutil, signal, subprocess, sys, time
+import json, os, re, signal, subprocess, time
 from pathlib import Path
 
 import pytest, yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-COPY = ["nbs", "nowcast", "pipeline", "dvc.yaml", "params.yaml", "pyproject.toml", ".dvcignore"]
+from _pipeline import ROOT, copy_project, merge, run as _run, ran as _ran, env as _env
+
 TINY = {
     "synthetic": {"nx": 32, "ny": 32, "nz": 3, "dx_km": 3.0, "scans_per_event": 17,
                   "events": {"advection": 1, "multicell": 1, "supercell": 1}},
@@ -23,49 +22,10 @@ TINY = {
 TRAINING = ["train_phase1", "train_phase2", "train_phase3"]
 
 
-def _merge(base, over):
-    "Recursively override `base` with `over`."
-    for k, v in over.items():
-        base[k] = _merge(base.get(k, {}), v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-    return base
-
-
-def _env():
-    return {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONHASHSEED": "0"}
-
-
-def _run(cmd, cwd, check=True):
-    "Run a command with the project's venv on PATH; fail the test with its output if it fails."
-    res = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=1200)
-    if check:
-        assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-6000:]}\n{res.stderr[-6000:]}"
-    return res.stdout + res.stderr
-
-
-def _ran(out):
-    "The stages `dvc repro` ran, in order."
-    return re.findall(r"Running stage '([^']+)'", out)
-
-
-def _copy_project(dst: Path, over: dict) -> Path:
-    "A copy of the project with `over` merged into params.yaml, in its own git repo with DVC."
-    dst.mkdir(parents=True)
-    for name in COPY:
-        src = ROOT / name
-        if src.is_dir(): shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
-        else: shutil.copy2(src, dst / name)
-    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), over)
-    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@t"], ["git", "config", "user.name", "t"],
-                ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "tiny"]):
-        _run(cmd, dst)
-    return dst
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     "A copy of the project with tiny params (the archive is built by the pipeline's own synth stage)."
-    return _copy_project(tmp_path_factory.mktemp("pipeline") / "proj", TINY)
+    return copy_project(tmp_path_factory.mktemp("pipeline") / "proj", TINY)
 
 
 def test_repro_runs_every_stage(project):
@@ -123,7 +83,7 @@ def test_phase3_change_reruns_phase3_onwards(project):
 
 # --- pre-emption and several processes, through `dvc repro` ------------------------------------------------
 
-SLOW = _merge(json.loads(json.dumps(TINY)), {
+SLOW = merge(json.loads(json.dumps(TINY)), {
     "synthetic": {"scans_per_event": 60},
     "prepare": {"stride": 1},
     "train": {"batch_size": 1, "log_every_s": 0, "checkpoint_every_min": 0},
@@ -147,7 +107,7 @@ def _wait_for(proc, pattern, timeout=300):
 def test_sigterm_to_dvc_repro_saves_and_resumes(tmp_path):
     """SIGTERM to the process group of `dvc repro` (what a pre-empted host or `docker stop` sends) mid-epoch: the
     training stage writes a mid-epoch `last` checkpoint; the next `dvc repro` resumes it rather than restarting."""
-    proj = _copy_project(tmp_path / "proj", SLOW)
+    proj = copy_project(tmp_path / "proj", SLOW)
     proc = subprocess.Popen(["dvc", "repro", "train_phase1"], cwd=proj, env=_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
@@ -171,7 +131,7 @@ def test_sigterm_to_dvc_repro_saves_and_resumes(tmp_path):
 
 def test_two_processes_through_the_stage(tmp_path):
     "`train.nproc_per_node: 2` runs the phase under torchrun (gloo on CPU) from the same `dvc repro` stage."
-    proj = _copy_project(tmp_path / "proj", _merge(json.loads(json.dumps(TINY)), {"train": {"nproc_per_node": 2}}))
+    proj = copy_project(tmp_path / "proj", merge(json.loads(json.dumps(TINY)), {"train": {"nproc_per_node": 2}}))
     out = _run(["dvc", "repro", "train_phase1"], proj)
     assert "2 processes" in out, out[-3000:]
     summary = json.loads((proj / "reports/phase1_train.json").read_text())

@@ -1,0 +1,49 @@
+"""Helpers for the tests that run the pipeline through DVC in a copy of the project."""
+import json, os, re, shutil, subprocess, sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+COPY = ["nbs", "nowcast", "pipeline", "dvc.yaml", "params.yaml", "params-full.yaml", "pyproject.toml", ".dvcignore"]
+
+
+def merge(base, over):
+    "Recursively override `base` with `over`."
+    for k, v in over.items():
+        base[k] = merge(base.get(k, {}), v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return base
+
+
+def env():
+    return {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONHASHSEED": "0"}
+
+
+def run(cmd, cwd, check=True, timeout=1200):
+    "Run a command with the project's venv on PATH; fail the test with its output if it fails."
+    res = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout)
+    if check:
+        shown = cmd if isinstance(cmd, str) else " ".join(cmd)
+        assert res.returncode == 0, f"{shown} failed:\n{res.stdout[-6000:]}\n{res.stderr[-6000:]}"
+    return res.stdout + res.stderr
+
+
+def ran(out):
+    "The stages `dvc repro` ran, in order."
+    return re.findall(r"Running stage '([^']+)'", out)
+
+
+def copy_project(dst: Path, over: dict | None = None) -> Path:
+    "A copy of the project with `over` merged into params.yaml, in its own git repo with DVC."
+    dst.mkdir(parents=True)
+    for name in COPY:
+        src = ROOT / name
+        if src.is_dir(): shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+        else: shutil.copy2(src, dst / name)
+    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), over or {})
+    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "t@t"], ["git", "config", "user.name", "t"],
+                ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
+        run(cmd, dst)
+    return dst
