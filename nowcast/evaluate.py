@@ -127,6 +127,8 @@ class Result:
     cell_rows: object  # one row per matched cell, method, lead and window
     seconds_per_window: dict  # method -> mean forecast time per window, s
     metrics: dict = field(default_factory=dict)  # the headline numbers per method (metrics.json)
+    device: str | None = None  # where the model's forecasts were computed ("cpu", "cuda:0")
+    precision: str | None = None  # in which precision ("fp32", "bf16")
     forecasters: dict = field(default_factory=dict, repr=False)  # method -> function(Window), to redraw examples
 
 # %% ../nbs/09_evaluate.ipynb #5d962a00
@@ -329,9 +331,9 @@ def evaluate(
                         core_dbz=float(ev.get("core_dbz", 50.0)), core_radius_km=float(ev.get("core_radius_km", 5.0)),
                         cell_min_area_km2=float(ev.get("cell_min_area_km2", 30.0)),
                         batch_size=int(ev.get("batch_size", 8)))
-    if "model" in forecasters:   # where and how the scored forecasts were computed
+    if "model" in forecasters:   # where and how the scored forecasts were computed (shown by the report)
         f = forecasters["model"].forecaster
-        res.metrics["model"].update(device=str(f.device), precision=f.precision)
+        res.device, res.precision = str(f.device), f.precision
     if reports_dir is not None:
         write_results(res, reports_dir, headline_dbz=headline)
     return res

@@ -18,7 +18,8 @@ import yaml
 from .io import atomic_write
 
 # %% auto #0
-__all__ = ['PHASES', 'data_section', 'training_section', 'evaluation_section', 'forecast_section', 'run_summary', 'cli_main']
+__all__ = ['PHASES', 'data_section', 'training_section', 'verdict', 'evaluation_section', 'forecast_section', 'run_summary',
+           'cli_main']
 
 # %% ../nbs/13_report.ipynb #24986c28
 PHASES = ("phase1", "phase2", "phase3")
@@ -58,6 +59,27 @@ def training_section(reports: Path) -> list[str]:
     return lines
 
 # %% ../nbs/13_report.ipynb #a135a55c
+def verdict(rows: list[dict], # the CSI-by-lead table: lead_min and one column per method
+            metrics: dict, # metrics.json: method -> headline numbers
+           ) -> list[str]:
+    "Sentences: where the model beats each baseline, and whether its storms move or grow."
+    if not rows or "model" not in rows[0]: return []
+    leads = [f"t+{float(r['lead_min']):g}" for r in rows]
+    out = []
+    for m in (k for k in rows[0] if k not in ("lead_min", "model")):
+        better = [l for l, r in zip(leads, rows) if float(r["model"]) > float(r[m])]
+        where = ("at every lead" if len(better) == len(rows) else f"at {', '.join(better)} min" if better else "at no lead")
+        out.append(f"- The model's CSI beats {m.replace('_', ' ')} {where}.")
+    mo, pe = metrics.get("model", {}), metrics.get("persistence", {})
+    d, dp, ar = mo.get("displacement_km_mean"), pe.get("displacement_km_mean"), mo.get("area_ratio_mean")
+    if d is not None and dp is not None and ar is not None:
+        moves = "move with the observed storms" if d < 0.75 * dp else "stay about where they were (like persistence)"
+        size = "grow" if ar > 1.25 else "shrink" if ar < 0.8 else "keep about their size"
+        out.append(f"- Its storm cells are {d:.1f} km from the observed ones on average (persistence: {dp:.1f} km), "
+                   f"area ratio {ar:.2f}: they {moves} and {size}.")
+    return out
+
+# %% ../nbs/13_report.ipynb #4fd64a9d
 def evaluation_section(reports: Path) -> list[str]:
     "CSI at 35 dBZ per lead for every method, and seconds per window."
     table, metrics = reports / "evaluation/csi35_by_lead.csv", _read_json(reports / "metrics.json")
@@ -67,6 +89,7 @@ def evaluation_section(reports: Path) -> list[str]:
     lines = ["## Evaluation (test events)", "", "CSI at 35 dBZ on the column maximum (the users' bar is 0.4):", "",
              "| lead (min) | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
     lines += [f"| {float(r['lead_min']):.0f} | " + " | ".join(_fmt(float(r[m])) for m in methods) + " |" for r in rows]
+    lines += ["", *verdict(rows, metrics)]
     lines += ["", "| method | mean CSI@35 | FSS@35 | MAE (dBZ) | s per window |", "|---|---|---|---|---|"]
     lines += [f"| {m} | {_fmt(v.get('csi35_mean'))} | {_fmt(v.get('fss35'))} | {_fmt(v.get('mae'), 2)} | "
               f"{_fmt(v.get('s_per_window'), 4)} |" for m, v in metrics.items()]

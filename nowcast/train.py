@@ -651,7 +651,8 @@ def _phase_loss(params, phase, norm):
     return functools.partial(nowcast_loss, norm=norm, high_threshold_dbz=float(tp.get("high_threshold_dbz", 40.0)),
                              high_penalty_weight=float(pp.get("high_penalty_weight", 0.0)),
                              ssim_weight=float(pp.get("ssim_weight", 0.0)),
-                             huber_delta_dbz=float(tp.get("huber_delta_dbz", 4.0)))
+                             huber_delta_dbz=float(tp.get("huber_delta_dbz", 4.0)),
+                             high_penalty_on=str(tp.get("high_penalty_on", "either")))
 
 def _phase_model(params, cache):
     "The model named in `params.model`, sized for the cache's windows, and its `{name, kwargs}` config."

@@ -289,3 +289,21 @@ def test_a_scan_with_time_bounds_passes_the_cf_checker(tmp_path):
     failures = [(r["name"], r["msgs"]) for level in ("high_priorities", "medium_priorities", "low_priorities")
                 for r in results[level] if r["value"][0] < r["value"][1]]
     assert not errored and passed and failures == [], failures
+
+
+def test_the_embedded_archive_is_in_lroses_layout_and_found_by_time(tmp_path):
+    """The synth stage writes `<event>/yyyymmdd/hhmmss.nc`: LROSE's find-by-time works on every event folder, and each
+    scan carries the radar's position and its volume's time bounds."""
+    from nowcast.synthetic import make_archive
+    paths = make_archive(tmp_path, seed=7, nx=16, ny=16, nz=2, dx_km=4.0, z_top_km=10.0, cadence_s=300,
+                         scans_per_event=4, events={"supercell": 1}, origin_lat=39.87, origin_lon=-104.76,
+                         start="2024-05-01T23:50:00")     # this event crosses midnight UTC
+    event = tmp_path / "2024-05-01_supercell_00"
+    assert [p.relative_to(event).as_posix() for p in paths] == [
+        "20240501/235000.nc", "20240501/235500.nc", "20240502/000000.nc", "20240502/000500.nc"]
+    assert first_before(event, "2024-05-02T00:04:00") == paths[2]
+    assert first_before(event, "2024-05-01T23:59:59") == paths[1]
+    assert latest(event) == paths[3]
+    scan = read_scan(first_before(event, "2024-05-02T00:00:00"))
+    assert scan.sensor == (39.87, -104.76, 1.675)
+    assert scan.time_bounds == (np.datetime64("2024-05-01T23:55:30"), np.datetime64("2024-05-02T00:00:00"))

@@ -24,7 +24,7 @@ def test_bf16_autocast_gives_a_float32_loss_and_finite_gradients():
     assert torch.isfinite(model_out.grad).all() and model_out.grad.abs().sum() > 0
     ref, _ = nowcast_loss(pred, target, valid, high_penalty_weight=100.0, ssim_weight=30.0)
     assert abs(loss.item() - ref.item()) < 0.02 * ref.item()  # bf16 inputs: ~3 significant digits
-    assert set(parts) == {"huber", "ssim", "total"} and all(isinstance(v, float) for v in parts.values())
+    assert set(parts) == {"huber", "high_share", "ssim", "ssim_term", "total"} and all(isinstance(v, float) for v in parts.values())
 
 
 def test_all_missing_gives_zero_huber_not_nan():
@@ -47,7 +47,7 @@ def test_shape_mismatch_and_tiny_maps_raise_value_error():
 
 def test_module_wrapper_matches_function():
     pred, target, valid = _batch()
-    weights = dict(high_penalty_weight=25.0, ssim_weight=30.0, huber_delta=0.05, dbz_min=-10.0, dbz_max=70.0)
+    weights = dict(high_penalty_weight=25.0, ssim_weight=30.0, huber_delta_dbz=4.0, dbz_min=-10.0, dbz_max=70.0)
     a, _ = NowcastLoss(**weights)(pred, target, valid)
     b, _ = nowcast_loss(pred, target, valid, **weights)
     assert a.item() == b.item()

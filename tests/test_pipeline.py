@@ -69,6 +69,8 @@ def test_report_edit_never_retrains(project):
 
 def test_phase3_change_reruns_phase3_onwards(project):
     "A phase-3 parameter change reruns phase 3 and what follows, never phases 1-2 or their reports."
+    _run(["git", "add", "-A"], project)
+    _run(["git", "commit", "-qm", "first run"], project)
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["phase3"]["lr"] = 2e-5
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -76,6 +78,8 @@ def test_phase3_change_reruns_phase3_onwards(project):
     ran = _ran(out)
     assert ran and ran[0] == "train_phase3", ran
     assert not {"synth", "prepare", "train_phase1", "train_phase2", "report_phase1", "report_phase2"} & set(ran), ran
+    diff = json.loads(_run(["dvc", "metrics", "diff", "--json"], project))   # the new run against the committed one
+    assert any(k.startswith("model.csi35_t+") for k in diff.get("reports/metrics.json", {})), diff
     _run(["git", "add", "-A"], project)
     _run(["git", "commit", "-qm", "phase3 lr"], project)
     assert "phase3.lr" in _run(["dvc", "exp", "show", "--md"], project)
