@@ -18,7 +18,8 @@ from .cells import extrapolate, track
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['NO_ECHO_DBZ', 'METHODS', 'METHOD_LABELS', 'persistence', 'optical_flow', 'titan_style', 'get_method']
+__all__ = ['NO_ECHO_DBZ', 'METHODS', 'METHOD_LABELS', 'persistence', 'pysteps_modules', 'optical_flow', 'titan_style',
+           'get_method']
 
 # %% ../nbs/07_baselines.ipynb #b4003d17
 NO_ECHO_DBZ = -10.0
@@ -52,6 +53,14 @@ def persistence(
     return np.repeat(x[-1:], n_out, axis=0)
 
 # %% ../nbs/07_baselines.ipynb #4b7f0845
+def pysteps_modules():
+    "pysteps' `extrapolation` and `motion`, imported quietly (pysteps prints its config file's path on import)."
+    import contextlib, io
+    with contextlib.redirect_stdout(io.StringIO()):
+        from pysteps import extrapolation, motion
+    return extrapolation, motion
+
+
 def optical_flow(
     inputs: np.ndarray,  # observed dBZ [n_in, Z, Y, X]
     n_out: int,  # number of forecast scans
@@ -64,7 +73,7 @@ def optical_flow(
     no_echo_dbz: float = NO_ECHO_DBZ,  # the no-echo value (also outside the domain after advection)
 ) -> np.ndarray:
     "Lucas-Kanade motion of the column maximum, semi-Lagrangian advection of every level."
-    from pysteps import extrapolation, motion  # imported here: pysteps is slow to import
+    extrapolation, motion = pysteps_modules()  # imported here: pysteps is slow to import
 
     x = _prepare(inputs, missing, n_out, no_echo_dbz)
     cmax = x[-max(2, n_motion):].max(axis=1)

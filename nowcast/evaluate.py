@@ -288,7 +288,8 @@ DEFAULT_METHODS = ("persistence", "optical_flow", "titan_style")
 def _warm_up(methods):
     "Import what the baselines import lazily, so the first window's timing is the forecast alone."
     if "optical_flow" in methods:
-        from pysteps import extrapolation, motion  # noqa: F401
+        from nowcast.baselines import pysteps_modules
+        pysteps_modules()
 
 def evaluate(
     params: dict,  # the whole params dict (prepare.cache_dir, evaluate.*)

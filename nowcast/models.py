@@ -392,7 +392,8 @@ class AdvectionNet(nn.Module):
         y = feats[-1]
         for up, skip in zip(self.up, reversed(feats[:-1])):
             y = up(torch.cat([F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1))
-        return v.float(), self.tendency(y).reshape(b, self.n_out, z, h, w)
+        # the change accumulates lead by lead: each lead adds its own increment to the one before
+        return v.float(), self.tendency(y).reshape(b, self.n_out, z, h, w).cumsum(dim=1)
 
     def motion(self, inputs: torch.Tensor) -> torch.Tensor:
         "Displacement of each lead, `[B, n_out, 2 (x, y), H, W]` in pixels."

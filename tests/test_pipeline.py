@@ -28,6 +28,21 @@ def project(tmp_path_factory):
     return copy_project(tmp_path_factory.mktemp("pipeline") / "proj", TINY)
 
 
+def _report_problems(notebook: Path, html: Path, root: Path) -> list:
+    "What a meteorologist should not see in a rendered report: code, warnings, tracebacks, paths of this machine."
+    problems = []
+    if 'class="jp-InputArea' in html.read_text(): problems.append("code cells are shown")
+    for cell in json.loads(notebook.read_text())["cells"]:
+        for out in cell.get("outputs", []):
+            text = "".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/plain", "")) + \
+                   "".join(out.get("data", {}).get("text/markdown", ""))
+            if out.get("output_type") == "stream" and out.get("name") == "stderr": problems.append(f"stderr: {text[:200]}")
+            if out.get("output_type") == "error": problems.append(f"error: {out.get('ename')}")
+            for bad in ("Warning", "site-packages", str(root), str(Path.home()), "/tmp/"):
+                if bad in text: problems.append(f"{bad!r} in {text[:200]!r}")
+    return problems
+
+
 def test_repro_runs_every_stage(project):
     "A first `dvc repro` runs all stages and leaves the rendered reports, checkpoints and metrics."
     out = _run(["dvc", "repro"], project)
@@ -44,6 +59,9 @@ def test_repro_runs_every_stage(project):
     _run(["dvc", "plots", "show", "-o", "plots_html"], project)
     assert (project / "plots_html/index.html").exists()
     assert "CSI at 35 dBZ" in (project / "reports/summary.md").read_text()
+    for name in ("phase1_report", "phase2_report", "phase3_report", "evaluate_report"):
+        problems = _report_problems(project / f"reports/{name}.ipynb", project / f"reports/{name}.html", project)
+        assert not problems, (name, problems)
 
 
 def test_second_repro_does_nothing(project):
