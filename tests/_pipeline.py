@@ -22,7 +22,8 @@ def env():
 
 def run(cmd, cwd, check=True, timeout=1200):
     "Run a command with the project's venv on PATH; fail the test with its output if it fails."
-    res = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout)
+    res = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout,
+                         shell=isinstance(cmd, str))   # a string is a shell command line, as a user types it
     if check:
         shown = cmd if isinstance(cmd, str) else " ".join(cmd)
         assert res.returncode == 0, f"{shown} failed:\n{res.stdout[-6000:]}\n{res.stderr[-6000:]}"

@@ -9,7 +9,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from _bad_scans import embedded_archive, hang_case
+from _bad_scans import hang_case
 from nowcast.data import RadarWindows, cli_main, load_cache, prepare
 from nowcast.io import Grid, azimuthal_equidistant, write_grid_netcdf
 
@@ -128,7 +128,7 @@ def test_windows_load_in_spawned_workers(tmp_path):
 def hang_scan(tmp_path_factory) -> Path:
     "A scan that makes `netCDF4.Dataset` never return (see tests/_bad_scans.py)."
     d = tmp_path_factory.mktemp("hang")
-    return hang_case(embedded_archive(d / "archive"), d / "20240507_194500.nc")
+    return hang_case(d / "20240507_194500.nc")
 
 
 def _edit(path, change):

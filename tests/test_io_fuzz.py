@@ -25,7 +25,7 @@ import netCDF4
 import numpy as np
 import pytest
 
-from _bad_scans import HANG_FILE, embedded_archive, hang_case
+from _bad_scans import SEED_EVENT, embedded_archive, hang_case, scan_at
 from nowcast.io import (DBZ_RANGE, EARLIEST_SCAN, MAX_EXTENT_KM, NO_ECHO_DBZ, SCAN_ERROR_KINDS, Scan, ScanError,
                         read_scan, read_scans, write_grid_netcdf)
 
@@ -50,8 +50,8 @@ def classic_copy(src: Path, dst: Path) -> Path:
 def seed_files(folder: Path, archive: Path | None = None) -> list[Path]:
     "Three scans of the embedded archive (built into `folder` unless given), each in another layout."
     archive = archive or embedded_archive(folder / "archive")
-    scans = [archive / HANG_FILE.split("/")[0] / f"20240507_19{m}00.nc" for m in ("30", "45")]
-    scans.append(sorted((archive / "2024-05-05_supercell_00").glob("*.nc"))[15])
+    scans = [scan_at(archive, SEED_EVENT, f"19{m}") for m in ("30", "45")]
+    scans.append(sorted((archive / "2024-05-05_supercell_00").rglob("*.nc"))[15])
     plain = read_scan(scans[1])
     span = (plain.time - np.timedelta64(270, "s"), plain.time)  # with LROSE's radar position and CF time bounds
     return [scans[0],
@@ -321,13 +321,13 @@ def test_one_worker_goes_on_after_a_hang_with_the_files_queued_behind_it():
 
 
 def test_a_file_that_hangs_netcdf_is_a_timeout_not_a_hang(archive, tmp_path):
-    bad = hang_case(archive, tmp_path / "20240507_194500.nc")  # 3,464 bytes zeroed at offset 11,115
+    bad = hang_case(tmp_path / "20240507_194500.nc")  # 3,464 bytes zeroed at offset 11,115
     # the file really hangs the NetCDF library (if this fails, the library changed: find a new hang case
-    # with `python tests/test_io_fuzz.py --mutants 3300` and update tests/_bad_scans.py)
+    # with `python tests/test_io_fuzz.py --mutants 3300` and replace tests/data/hang_case.nc)
     probe = [sys.executable, "-c", f"import netCDF4; netCDF4.Dataset({str(bad)!r}).close()"]
     with pytest.raises(subprocess.TimeoutExpired):
         subprocess.run(probe, timeout=5, capture_output=True)
-    good = archive / HANG_FILE.replace("194500", "195000")
+    good = scan_at(archive, SEED_EVENT, "1950")
     t0 = time.monotonic()
     got = dict(read_scans([bad, good, bad, good], timeout_s=2.0, workers=1))
     assert time.monotonic() - t0 < 15

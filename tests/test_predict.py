@@ -264,8 +264,8 @@ def test_missing_checkpoint_or_empty_folder_is_a_clear_error(checkpoint, tmp_pat
 def test_a_scan_that_hangs_the_netcdf_library_is_a_clear_error(checkpoint, scans, tmp_path, capsys):
     "Each input is read in a reader process with `data.read_timeout_s`: a file that hangs netCDF4 stops nothing."
     import time
-    from _bad_scans import embedded_archive, hang_case
-    bad = hang_case(embedded_archive(tmp_path / "archive"), tmp_path / "20240601_122500.nc")
+    from _bad_scans import hang_case
+    bad = hang_case(tmp_path / "20240601_122500.nc")
     (tmp_path / "params.yaml").write_text(json.dumps({"data": {"read_timeout_s": 2}}))
     t0 = time.monotonic()
     assert cli_main(["--model-path", str(checkpoint), "--input", *map(str, scans), str(bad), "--out", str(tmp_path / "out"),
