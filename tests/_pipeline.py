@@ -6,6 +6,17 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# tiny params: the whole pipeline in seconds (3 events of 17 scans on a 32 x 32 x 3 grid, a 4 + 4 channel model)
+TINY = {
+    "synthetic": {"nx": 32, "ny": 32, "nz": 3, "dx_km": 3.0, "scans_per_event": 17,
+                  "events": {"advection": 1, "multicell": 1, "supercell": 1}},
+    "prepare": {"n_in": 4, "n_out": 3, "stride": 2, "split": {"train": 0.34, "val": 0.33, "test": 0.33}},
+    "model": {"hidden": [4, 4], "downsample": [2, 2], "groups": 2},
+    "train": {"batch_size": 4, "warmup_steps": 2},
+    "phase1": {"epochs": 1}, "phase2": {"epochs": 2}, "phase3": {"epochs": 3},
+    "evaluate": {"max_windows": 4, "fss_scales": [1, 3]},
+    "predict": {"max_forecasts": 1},
+}
 COPY = ["nbs", "nowcast", "pipeline", "dvc.yaml", "params.yaml", "params-full.yaml", "pyproject.toml", ".dvcignore"]
 
 

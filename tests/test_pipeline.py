@@ -7,18 +7,8 @@ from pathlib import Path
 
 import pytest, yaml
 
-from _pipeline import ROOT, copy_project, merge, run as _run, ran as _ran, env as _env
+from _pipeline import ROOT, TINY, copy_project, merge, run as _run, ran as _ran, env as _env
 
-TINY = {
-    "synthetic": {"nx": 32, "ny": 32, "nz": 3, "dx_km": 3.0, "scans_per_event": 17,
-                  "events": {"advection": 1, "multicell": 1, "supercell": 1}},
-    "prepare": {"n_in": 4, "n_out": 3, "stride": 2, "split": {"train": 0.34, "val": 0.33, "test": 0.33}},
-    "model": {"hidden": [4, 4], "downsample": [2, 2], "groups": 2},
-    "train": {"batch_size": 4, "warmup_steps": 2},
-    "phase1": {"epochs": 1}, "phase2": {"epochs": 2}, "phase3": {"epochs": 3},
-    "evaluate": {"max_windows": 4, "fss_scales": [1, 3]},
-    "predict": {"max_forecasts": 1},
-}
 TRAINING = ["train_phase1", "train_phase2", "train_phase3"]
 
 
@@ -161,3 +151,24 @@ def test_two_processes_through_the_stage(tmp_path):
     from nowcast.inference import load_checkpoint
     ck = load_checkpoint(proj / "checkpoints/phase1_last.pt")
     assert ck["world_size"] == 2 and len(ck["rng"]) == 2 and ck["finished"] is True
+
+
+def test_repro_on_a_users_archive(tmp_path):
+    """`dvc repro` (what `make repro` runs) with data.raw_dir pointing at a user's own folder: the synth stage builds
+    nothing and leaves the folder alone, and every other stage runs on the user's scans."""
+    proj = copy_project(tmp_path / "proj", merge(json.loads(json.dumps(TINY)), {"data": {"raw_dir": "datasets/mine"}}))
+    from nowcast.synthetic import make_archive
+    syn = yaml.safe_load((proj / "params.yaml").read_text())["synthetic"]
+    made = make_archive(tmp_path / "radar", **{**{k: v for k, v in syn.items() if k != "out_dir"}, "seed": 99})
+    for k, event in enumerate(sorted({p.parent.parent for p in made})):       # the user's own names
+        event.rename(tmp_path / "radar" / f"storm_{k}")
+    (proj / "datasets").mkdir()
+    (tmp_path / "radar").rename(proj / "datasets" / "mine")
+    before = sorted(p.relative_to(proj).as_posix() for p in (proj / "datasets").rglob("*.nc"))
+    out = _run(["dvc", "repro"], proj)
+    assert {"synth", "prepare", "train_phase3", "evaluate", "predict", "report"} <= set(_ran(out)), out[-3000:]
+    assert "nothing to build" in out and [p.name for p in (proj / "data").iterdir()] == ["NOT_BUILT.txt"]
+    assert sorted(p.relative_to(proj).as_posix() for p in (proj / "datasets").rglob("*.nc")) == before
+    prep = json.loads((proj / "reports/prepare.json").read_text())
+    assert prep["raw_dir"] == "datasets/mine" and prep["events"] == 3 and prep["scans"] == len(before)
+    assert json.loads((proj / "reports/predict.json").read_text())["n_files"] > 0

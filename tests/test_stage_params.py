@@ -8,19 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from _pipeline import ROOT, merge
-
-TINY = {
-    "synthetic": {"nx": 32, "ny": 32, "nz": 2, "dx_km": 3.0, "scans_per_event": 14,
-                  "events": {"advection": 1, "multicell": 1, "supercell": 1}},
-    "prepare": {"n_in": 4, "n_out": 3, "stride": 3, "split": {"train": 0.34, "val": 0.33, "test": 0.33}},
-    "model": {"hidden": [4, 4], "downsample": [2, 2], "groups": 2},
-    "train": {"batch_size": 4, "warmup_steps": 1},
-    "phase1": {"epochs": 1}, "phase2": {"epochs": 2}, "phase3": {"epochs": 3},
-    "evaluate": {"max_windows": 2, "fss_scales": [1]},
-    "predict": {"max_forecasts": 1},
-}
-
+from _pipeline import ROOT, TINY, merge
 
 class Recording(dict):
     "A params mapping that notes every key path read (`train.batch_size`), sections included."
