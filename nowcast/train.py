@@ -387,6 +387,12 @@ class _Run:
                                                           device.type == "cuda" and torch.cuda.is_bf16_supported())
         self.amp_name = str(self.autocast_dtype).replace("torch.", "") if self.autocast_dtype else "fp32"
         self.channels_last = bool(tp.get("channels_last", False))
+        if self.channels_last and device.type == "cpu" and self.autocast_dtype is not None:
+            # PyTorch's CPU convolution backward in channels-last under bf16/fp16 autocast reads memory it never
+            # wrote (about half the runs give NaN weight gradients here); channels-last is a GPU layout anyway
+            print(f"{phase}: train.channels_last is ignored on the CPU under {self.amp_name} autocast "
+                  "(its backward gives garbage gradients there)", file=sys.stderr)
+            self.channels_last = False
         self.augment = str(tp.get("augment", "none") or "none")
         if self.augment not in ("none", "rot90"): raise ValueError(f"train.augment must be none or rot90, not {self.augment!r}")
         self.grad_clip = float(pp.get("grad_clip", 0) or 0)
