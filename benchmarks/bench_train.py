@@ -124,7 +124,6 @@ def _pipeline_rows(params, workers=(0, 2), batches=30):
     """The real training loop (`nowcast.train.train_phase`: the cache's uint8 codes through the loader, decoded on the
     device) on an embedded-scale cache: samples/s and the share of step time spent waiting for data."""
     import copy, tempfile
-    import yaml
     from nowcast.data import prepare_from_params
     from nowcast.synthetic import make_archive
     from nowcast.train import train_phase

@@ -29,7 +29,7 @@ import yaml
 from torch.utils.data import DataLoader, Dataset
 
 from .io import Grid, ScanError, atomic_write, is_day_folder, read_scan, read_scan_time
-from .io import READ_TIMEOUT_S, READ_WORKERS, SCAN_ERROR_KINDS, read_many, read_options, read_scan_layout, read_scan_times, read_scans
+from .io import READ_TIMEOUT_S, READ_WORKERS, SCAN_ERROR_KINDS, read_many, read_options, read_scan_layout, read_scan_times
 
 _log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import yaml
 
 from .baselines import METHOD_LABELS, get_method
 from .cells import cell_measures, core_survival
-from .data import denormalize, load_cache, normalize
+from .data import load_cache
 from .inference import Forecaster, load_model
 from .io import atomic_write
 from .verification import Scoreboard

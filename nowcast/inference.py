@@ -9,7 +9,6 @@ Docs: https://github.com/nowcast-dev/nowcast/inference.html.md"""
 # %% ../nbs/04a_inference.ipynb #815134a3
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numpy as np

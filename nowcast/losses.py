@@ -12,7 +12,6 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.functional.image import structural_similarity_index_measure
 
 # %% auto #0
 __all__ = ['dbz_to_normalized', 'pixel_weights', 'weighted_huber', 'ssim_index', 'masked_ssim', 'nowcast_loss', 'NowcastLoss']

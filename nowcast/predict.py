@@ -8,7 +8,7 @@ Docs: https://github.com/nowcast-dev/nowcast/predict.html.md"""
 from __future__ import annotations
 
 import argparse, hashlib, json, sys, time
-from contextlib import closing, nullcontext
+from contextlib import closing
 from dataclasses import dataclass, field as dc_field
 from pathlib import Path
 
@@ -18,9 +18,9 @@ import torch.nn.functional as F
 import yaml
 
 import nowcast
-from .io import Grid, Scan, ScanError, atomic_write, azimuthal_equidistant, read_scan, write_grid_netcdf
+from .io import Grid, Scan, ScanError, atomic_write, azimuthal_equidistant, write_grid_netcdf
 from .io import read_options, read_scan_times, read_scans
-from .data import dequantize, denormalize, find_scans, normalize, pool_scan, quantize
+from .data import dequantize, find_scans, normalize, pool_scan, quantize
 from .inference import Forecaster, autocast_dtype, resolve_device
 
 # %% auto #0

@@ -8,7 +8,7 @@ Docs: https://github.com/nowcast-dev/nowcast/train.html.md"""
 
 # %% ../nbs/05_train.ipynb #9f5c782f
 from __future__ import annotations
-import argparse, contextlib, copy, functools, json, math, os, random, signal, sys, tempfile, time
+import argparse, contextlib, copy, functools, json, math, os, random, signal, sys, time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,6 @@ import torch.distributed as dist
 import yaml
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
-from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['PhaseSchedule', 'rng_state', 'set_rng_state', 'save_checkpoint', 'remove_interrupted_writes', 'EpochSampler',
@@ -336,8 +335,6 @@ def checkpoint_due(step: int, # optimizer steps done in this phase
     return bool((every_steps and step % int(every_steps) == 0) or (every_min and since_s >= 60 * float(every_min)))
 
 # %% ../nbs/05_train.ipynb #55960e4a
-_PROGRESS = ("batch", "skipped", "epoch_log")
-
 def _checkpoint_paths(root, ckpt_dir, phase):
     d = Path(root) / ckpt_dir
     return {"dir": d, "best": d / f"{phase}_best.pt", "last": d / f"{phase}_last.pt", "epochs": d / phase}

@@ -1,5 +1,5 @@
 """Helpers for the tests that run the pipeline through DVC in a copy of the project."""
-import json, os, re, shutil, subprocess, sys
+import os, re, shutil, subprocess, sys
 from pathlib import Path
 
 import yaml

@@ -6,7 +6,6 @@
 import copy
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 N_IN, N_OUT, NXY, NZ, POOL = 4, 3, 32, 2, 2

@@ -1,7 +1,6 @@
 """One device and precision policy: `evaluate`, `predict` and the reports run the model through
 `nowcast.inference.Forecaster` with `train.device` and `train.amp`, so the forecasts scored are the ones
 delivered. The bf16 path an H100/H200 takes runs on the CPU too (forced with `train.amp: bf16`)."""
-import json
 
 import numpy as np
 import pytest

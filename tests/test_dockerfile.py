@@ -2,7 +2,6 @@
 import re, shutil, subprocess, sys, tomllib
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"

@@ -46,7 +46,7 @@ def test_report_runs_and_renders_offline(tiny_params, tiny_cache, tmp_path):
     tiny_params["evaluate"] = {"thresholds_dbz": [20, 35, 40, 50], "headline_dbz": 35, "fss_scales": [1, 3],
                                "max_windows": 3}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params))
-    ckpt = _checkpoint(tiny_cache, tmp_path / "checkpoints" / "phase3_best.pt")
+    _checkpoint(tiny_cache, tmp_path / "checkpoints" / "phase3_best.pt")
     out = tmp_path / "reports" / "evaluate_report.ipynb"
     out.parent.mkdir()
     _run(BIN / "papermill", NOTEBOOK, out, "-k", "python3", "-p", "params_path", "params.yaml",

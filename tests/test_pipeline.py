@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest, yaml
 
-from _pipeline import ROOT, TINY, copy_project, merge, run as _run, ran as _ran, env as _env
+from _pipeline import TINY, copy_project, merge, run as _run, ran as _ran, env as _env
 
 TRAINING = ["train_phase1", "train_phase2", "train_phase3"]
 

@@ -2,7 +2,6 @@
 import os, subprocess, sys
 from pathlib import Path
 
-import pytest
 import torch
 
 from nowcast.train import load_checkpoint
