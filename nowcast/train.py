@@ -21,8 +21,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 # %% auto #0
 __all__ = ['PhaseSchedule', 'rng_state', 'set_rng_state', 'save_checkpoint', 'remove_interrupted_writes', 'EpochSampler',
            'phase_loader', 'epoch_loader', 'rotation_of', 'rotate_batch', 'apply_channels_last', 'TrainingInterrupted',
-           'phase_epochs', 'validate', 'evaluate_loss', 'csi_from_counts', 'EpochLog', 'checkpoint_due', 'fit',
-           'apply_overrides', 'train_phase', 'torchrun_command', 'cli_main']
+           'phase_epochs', 'validate', 'evaluate_loss', 'EpochLog', 'checkpoint_due', 'fit', 'apply_overrides',
+           'train_phase', 'torchrun_command', 'cli_main']
 
 # %% ../nbs/05_train.ipynb #8556828f
 from .inference import amp_policy, load_checkpoint, load_model, resolve_device
@@ -300,14 +300,6 @@ def validate(model: nn.Module, # the model (train/eval mode is set here)
 def evaluate_loss(model: nn.Module, dataset: Dataset, loss_fn, **kw) -> float:
     "Mean loss over a dataset (see `validate`); nan for an empty dataset."
     return validate(model, dataset, loss_fn, **kw)["loss"]
-
-# %% ../nbs/05_train.ipynb #bde856ee
-def csi_from_counts(counts: np.ndarray # [..., 3+]: hits, misses, false alarms (, correct negatives)
-                   ) -> np.ndarray:
-    "CSI = hits / (hits + misses + false alarms); nan where there is no event at all."
-    c = np.asarray(counts, np.float64)
-    den = c[..., 0] + c[..., 1] + c[..., 2]
-    with np.errstate(invalid="ignore", divide="ignore"): return np.where(den > 0, c[..., 0] / den, np.nan)
 
 # %% ../nbs/05_train.ipynb #9b96a3d8
 class EpochLog:
@@ -608,7 +600,8 @@ def _end_of_epoch(epoch, elog, world, device, raw, val_data, loss_fn, run, rank,
     row.update({f"train_{k}": v for k, v in train_means.items()})
     row.update({f"val_{k}": v for k, v in val["parts"].items()})
     if val["counts"] is not None:
-        csi = csi_from_counts(val["counts"])
+        from nowcast.verification import scores
+        csi = scores(val["counts"])["csi"]
         row[f"val_{score_name}"] = float(np.nanmean(csi)) if np.isfinite(csi).any() else math.nan
         row.update({f"val_{score_name}_lead{k + 1}": float(c) for k, c in enumerate(csi)})
     row["improved"] = improved
@@ -674,11 +667,12 @@ def _phase_model(params, cache):
 
 def _csi_counter(norm, threshold_dbz: float):
     "(pred, target, valid) normalised -> [n_out, 3] hits, misses, false alarms of the column maximum at the threshold."
+    from nowcast.data import denormalize
     from nowcast.verification import column_max, contingency_by_lead
     lo, hi = float(norm["dbz_min"]), float(norm["dbz_max"])
     def count(pred, target, valid):
-        fc = (pred.detach().float().clamp(0, 1) * (hi - lo) + lo).cpu().numpy()
-        obs, miss = (target.float() * (hi - lo) + lo).cpu().numpy(), ~valid.cpu().numpy()
+        fc = denormalize(pred.detach().float().clamp(0, 1), lo, hi).cpu().numpy()
+        obs, miss = denormalize(target.float(), lo, hi).cpu().numpy(), ~valid.cpu().numpy()
         total = 0
         for f, o, m in zip(fc, obs, miss):
             oc, om = column_max(o, m)
