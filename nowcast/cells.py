@@ -17,7 +17,7 @@ from scipy.optimize import linear_sum_assignment
 
 # %% auto #0
 __all__ = ['TITAN_WEIGHTS', 'Cell', 'identify_cells', 'match_cells', 'Track', 'track', 'extrapolate', 'cell_measures',
-           'core_survival']
+           'move_or_grow_words', 'core_survival']
 
 # %% ../nbs/08_cells.ipynb #93b52542
 @dataclass
@@ -218,6 +218,17 @@ def cell_measures(
             csi=_csi(o.footprint, f.footprint), csi_shape=_csi(o.footprint, laid),
             obs_area_km2=o.area_km2, fc_area_km2=f.area_km2))
     return rows
+
+# %% ../nbs/08_cells.ipynb #f1ac27f9
+def move_or_grow_words(
+    displacement_km: float,  # mean distance of the forecast cells from the observed ones, km
+    persistence_km: float | None,  # the same for persistence (None: nothing to compare)
+    area_ratio: float,  # forecast / observed cell area
+) -> tuple[str, str]:
+    "(how the cells move, how their size changes), in words for the reports."
+    moves = persistence_km is None or displacement_km < 0.75 * persistence_km
+    size = "grow" if area_ratio > 1.25 else "shrink" if area_ratio < 0.8 else "keep about their size"
+    return ("move with the observed storms" if moves else "stay about where they were (like persistence)"), size
 
 # %% ../nbs/08_cells.ipynb #9bb9f2fe
 def core_survival(

@@ -24,7 +24,7 @@ import torch
 import yaml
 
 from .baselines import METHOD_LABELS, get_method
-from .cells import cell_measures, core_survival
+from .cells import cell_measures, core_survival, move_or_grow_words
 from .data import load_cache
 from .inference import Forecaster, load_model
 from .io import atomic_write
@@ -396,11 +396,9 @@ def move_or_grow(
     last = c.iloc[-1]
     p = res.cells[(res.cells.method == "persistence") & (res.cells.lead_min == last.lead_min)].displacement_km
     ref = float(p.iloc[0]) if len(p) and np.isfinite(p.iloc[0]) else None
-    moves = ref is None or last.displacement_km < 0.75 * ref
-    size = ("grow" if last.area_ratio > 1.25 else "shrink" if last.area_ratio < 0.8 else "keep their size")
+    verdict, size = move_or_grow_words(last.displacement_km, ref, last.area_ratio)
     where = (f"{last.displacement_km:.1f} km from the observed cells"
              + (f" (persistence: {ref:.1f} km)" if ref is not None else ""))
-    verdict = "move with the observed storms" if moves else "stay about where they were (like persistence)"
     return (f"At t+{last.lead_min:g} min the {method}'s cells are {where}, area ratio {last.area_ratio:.2f}: "
             f"its storms {verdict} and {size}.")
 

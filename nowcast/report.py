@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from .cells import move_or_grow_words
 from .io import atomic_write
 
 # %% auto #0
@@ -73,8 +74,7 @@ def verdict(rows: list[dict], # the CSI-by-lead table: lead_min and one column p
     mo, pe = metrics.get("model", {}), metrics.get("persistence", {})
     d, dp, ar = mo.get("displacement_km_mean"), pe.get("displacement_km_mean"), mo.get("area_ratio_mean")
     if d is not None and dp is not None and ar is not None:
-        moves = "move with the observed storms" if d < 0.75 * dp else "stay about where they were (like persistence)"
-        size = "grow" if ar > 1.25 else "shrink" if ar < 0.8 else "keep about their size"
+        moves, size = move_or_grow_words(d, dp, ar)
         out.append(f"- Its storm cells are {d:.1f} km from the observed ones on average (persistence: {dp:.1f} km), "
                    f"area ratio {ar:.2f}: they {moves} and {size}.")
     return out
