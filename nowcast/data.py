@@ -431,12 +431,14 @@ def grid_summary(groups: list[GridGroup],  # from `grid_groups`
         f"skipped {len(g.paths)} scans on grid {_group_words(g)} (first: {g.paths[0]})"
         for g in groups if g is not kept]
 
-def _group_difference(kept: GridGroup, g: GridGroup) -> str:
-    "Why the scans of group `g` are not on the archive's grid, in words."
-    if why := _grid_difference(kept.grid, g.grid): return f"grid differs from the archive's ({why})"
-    way = lambda gg, a: "decreasing" if a in gg.stored_decreasing else "increasing"
-    flipped = [a for a in "zyx" if way(g, a) != way(kept, a)]
-    return ("; ".join(f"its {a} axis is stored {way(g, a)}, the archive's {way(kept, a)}" for a in flipped)
+def _layout_difference(ref, other, ref_file=None) -> str | None:
+    "None if `other` (a `GridGroup` or a scan) has the grid and axis storage order of `ref`, the archive's, else why not, in words."
+    if why := _grid_difference(ref.grid, other.grid): return f"grid differs from the archive's ({why})"
+    way = lambda o, a: "decreasing" if a in o.stored_decreasing else "increasing"
+    flipped = [a for a in "zyx" if way(other, a) != way(ref, a)]
+    if not flipped: return None
+    archive = f"the archive's ({ref_file})" if ref_file else "the archive's"
+    return ("; ".join(f"its {a} axis is stored {way(other, a)}, {archive} {way(ref, a)}" for a in flipped)
             + ": a coordinate reversed without its data would mirror the scan")
 
 def keep_main_grid(events: list,  # `Event`s from `group_events`
@@ -454,7 +456,7 @@ def keep_main_grid(events: list,  # `Event`s from `group_events`
     other = set()
     for g in groups:
         if g is kept: continue
-        why = _group_difference(kept, g)
+        why = _layout_difference(kept, g)
         for p in g.paths:  # a debug line each: the line above says it once for the whole grid
             skips.add(p, "grid_mismatch", f"{p}: {why}")
             other.add(p)
@@ -501,15 +503,6 @@ def _cache_scan(path, *, field, dbz_range, max_extent_km, pool, pool_space, dbz_
                            shape=s.dbz.shape, codes=quantize(pd_, dbz_min, dbz_max, dbz_step).tobytes(),
                            missing=np.packbits(pm.ravel()).tobytes())
 
-def _archive_difference(first, scan) -> str | None:
-    "None if `scan` fits the archive (the first good scan's grid and axis storage order), else why not."
-    if why := _grid_difference(first.grid, scan.grid): return f"grid differs from the archive's ({why})"
-    flipped = [a for a in "zyx" if (a in scan.stored_decreasing) != (a in first.stored_decreasing)]
-    if not flipped: return None
-    way = lambda s, a: "decreasing" if a in s.stored_decreasing else "increasing"
-    return ("; ".join(f"its {a} axis is stored {way(scan, a)}, the archive's ({first.path}) {way(first, a)}" for a in flipped)
-            + ": a coordinate reversed without its data would mirror the scan")
-
 def _write_scans(events, tmp, *, field, reader, pool, pool_space, dbz_min, dbz_max, dbz_step, skips):
     "Read, pool and quantise every scan in reader processes (bounded in time) and append it to the cache files; returns per-scan records and the first good scan."
     times, scan_event, sources, kept_events, first = [], [], [], [], None
@@ -522,7 +515,7 @@ def _write_scans(events, tmp, *, field, reader, pool, pool_space, dbz_min, dbz_m
             for path, scan in itertools.islice(reads, len(ev.paths)):
                 if isinstance(scan, ScanError): skips.add(path, scan.kind, str(scan)); continue
                 if first is None: first = scan  # the first good scan: the others must match it (keep_main_grid saw to most)
-                elif why := _archive_difference(first, scan):
+                elif why := _layout_difference(first, scan, first.path):
                     skips.add(path, "grid_mismatch", f"{path}: {why}"); continue
                 fd.write(scan.codes); fm.write(scan.missing)
                 times.append(scan.time); scan_event.append(len(kept_events)); sources.append(str(path))
