@@ -28,7 +28,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, Dataset
 
-from .io import Grid, ScanError, atomic_write, is_day_folder, read_scan, read_scan_time
+from .io import Grid, ScanError, atomic_write, is_day_folder, is_scan_file, read_scan, read_scan_time
 from .io import READ_TIMEOUT_S, READ_WORKERS, SCAN_ERROR_KINDS, read_many, read_options, read_scan_layout, read_scan_times
 
 _log = logging.getLogger(__name__)
@@ -99,9 +99,7 @@ def find_scans(raw_dir  # folder of scans (searched recursively, following symbo
         seen[real] = folder
         subdirs[:] = sorted(s for s in subdirs if not s.startswith((".", "_")))
         for name in files:
-            p = Path(folder) / name
-            if name.endswith(".nc") and not name.startswith((".", "_")) and "cfrad" not in name.lower() and p.is_file():
-                out.append(p)
+            if is_scan_file(p := Path(folder) / name): out.append(p)
     return sorted(out)
 
 # %% ../nbs/02_data.ipynb #ce2cf730

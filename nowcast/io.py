@@ -31,7 +31,7 @@ __all__ = ['NO_ECHO_DBZ', 'FILL_SHORT', 'DBZ_SCALE', 'TIME_UNITS', 'DBZ_RANGE', 
            'EARLIEST_SCAN', 'READ_TIMEOUT_S', 'READ_WORKERS', 'SCAN_ERROR_KINDS', 'ScanError', 'atomic_write', 'Grid',
            'azimuthal_equidistant', 'Scan', 'scan_time_from_name', 'read_scan', 'read_scan_time', 'read_scan_layout',
            'read_scan_grid', 'write_grid_netcdf', 'ReaderPool', 'read_many', 'read_scans', 'read_scan_times',
-           'read_options', 'is_day_folder', 'day_scans', 'first_before', 'latest']
+           'read_options', 'is_day_folder', 'is_scan_file', 'day_scans', 'first_before', 'latest']
 
 # %% ../nbs/00_io.ipynb #dfcb1afc
 NO_ECHO_DBZ = -32.0  # the dBZ value given to missing pixels in `Scan.dbz` (below any echo; use `Scan.missing` to tell them apart)
@@ -1121,6 +1121,14 @@ def is_day_folder(
     return True
 
 
+def is_scan_file(
+    path,  # a file
+) -> bool:
+    "True for a scan file: `*.nc`, not hidden (`.` or `_` first) and not a radial (`cfrad`) file."
+    p = Path(path)
+    return p.name.endswith(".nc") and not p.name.startswith((".", "_")) and "cfrad" not in p.name.lower() and p.is_file()
+
+
 def _day_folders(top: Path) -> list[Path]:
     return sorted(p for p in top.iterdir() if is_day_folder(p.name) and p.is_dir()) if top.is_dir() else []
 
@@ -1131,7 +1139,7 @@ def day_scans(
     "(time, file) of the scans in one day folder, by the time in their names, oldest first."
     out = []
     for p in Path(day_dir).iterdir():
-        if p.suffix != ".nc" or p.name.startswith((".", "_")) or "cfrad" in p.name.lower() or not p.is_file():
+        if not is_scan_file(p):
             continue
         t = scan_time_from_name(p)
         if t is not None:
