@@ -18,7 +18,7 @@ from torch import nn
 from .data import denormalize, normalize
 
 # %% auto #0
-__all__ = ['resolve_device', 'amp_policy', 'autocast_dtype', 'load_checkpoint', 'load_model', 'Forecaster']
+__all__ = ['resolve_device', 'amp_policy', 'precision_name', 'autocast_dtype', 'load_checkpoint', 'load_model', 'Forecaster']
 
 # %% ../nbs/04a_inference.ipynb #907c5f32
 def resolve_device(device: str | torch.device | None = "auto" # "auto", "cpu", "cuda", "cuda:1", ...
@@ -44,6 +44,12 @@ def amp_policy(device_type: str, # "cuda" or "cpu"
         amp = "bf16" if bf16_supported else "fp16"
     # fp16 gradients underflow without loss scaling; the scaler is a CUDA tool (CPU fp16 runs unscaled)
     return _AMP_DTYPES[amp], amp == "fp16" and device_type == "cuda"
+
+
+def precision_name(dtype: torch.dtype | None # an autocast dtype (None: float32)
+                  ) -> str:
+    "'bf16', 'fp16' or 'fp32', as the reports name it."
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
 
 
 def autocast_dtype(device: torch.device, # where the model runs
@@ -95,7 +101,7 @@ class Forecaster:
     @property
     def precision(self) -> str:
         "'bf16', 'fp16' or 'fp32': what the forecasts are computed in."
-        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.dtype, "fp32")
+        return precision_name(self.dtype)
 
     def normalise(self, inputs_dbz: np.ndarray, missing: np.ndarray | None = None) -> torch.Tensor:
         "dBZ inputs (NaN or `missing` = no data) -> normalised float32 tensor on the device, batch first."

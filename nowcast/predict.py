@@ -21,7 +21,7 @@ import nowcast
 from .io import Grid, Scan, ScanError, atomic_write, azimuthal_equidistant, write_grid_netcdf
 from .io import read_options, read_scan_times, read_scans
 from .data import dequantize, find_scans, normalize, pool_scan, quantize
-from .inference import Forecaster, autocast_dtype, resolve_device
+from .inference import Forecaster, autocast_dtype, precision_name, resolve_device
 
 # %% auto #0
 __all__ = ['latest_scan_paths', 'read_latest_scans', 'pool_inputs', 'run_model', 'upsample_dbz', 'Forecast', 'cadence_s',
@@ -327,9 +327,8 @@ def predict_test_events(params: dict, # the whole params dict (`prepare`, `predi
         forecasts.append({"event": cache.event_names[cache.scan_event[s]], "issue_time": str(fc.issue_time),
                           "inputs": [str(p) for p in fc.sources], "files": [str(f) for f in files],
                           "seconds": {k: round(v, 3) for k, v in fc.timings.items()}})
-    dtype = autocast_dtype(device, amp)
     report = {"model_path": str(model_path), "checkpoint_sha256": sha, "out_dir": str(out_dir),
-              "device": str(device), "precision": {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32"),
+              "device": str(device), "precision": precision_name(autocast_dtype(device, amp)),
               "upsample": upsample, "max_forecasts_per_event": max_forecasts,
               "n_forecasts": len(forecasts), "n_files": sum(len(f["files"]) for f in forecasts), "forecasts": forecasts}
     with atomic_write(report_path) as tmp_report:
