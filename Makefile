@@ -19,7 +19,7 @@ $(BIN)/nowcast: pyproject.toml
 setup: $(BIN)/nowcast
 
 data: setup
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc repro synth
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc repro archive
 
 repro: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc repro

@@ -12,6 +12,7 @@ import importlib, sys
 
 # %% ../nbs/12_cli.ipynb #e3c79f4d
 COMMANDS = {
+    "archive": ("nowcast.archive", "the first stage: build the synthetic archive, import real radar, or use your folder"),
     "synth": ("nowcast.synthetic", "build the embedded synthetic archive"),
     "prepare": ("nowcast.data", "check the scans, pool them and write the window cache"),
     "train": ("nowcast.train", "train one curriculum phase"),

@@ -35,17 +35,20 @@ _log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['SKIP_KINDS', 'Skips', 'find_scans', 'scan_time', 'Event', 'group_events', 'split_counts', 'split_events',
-           'empty_split_warnings', 'window_starts', 'pool_scan', 'check_quantisation', 'quantize', 'dequantize',
-           'normalize', 'denormalize', 'code_table', 'decode_codes', 'grid_to_dict', 'grid_from_dict', 'pool_grid',
-           'GridGroup', 'grid_groups', 'pick_grid', 'describe_grid', 'grid_words', 'grid_summary', 'keep_main_grid',
-           'prepare', 'Cache', 'load_cache', 'collate_windows', 'RadarWindows', 'make_loader', 'prepare_from_params',
-           'format_summary', 'cli_main']
+           'empty_split_warnings', 'source_cadence_s', 'step_scans', 'window_starts', 'pool_scan', 'check_quantisation',
+           'quantize', 'dequantize', 'normalize', 'denormalize', 'code_table', 'decode_codes', 'grid_to_dict',
+           'grid_from_dict', 'pool_grid', 'GridGroup', 'grid_groups', 'pick_grid', 'describe_grid', 'grid_words',
+           'grid_summary', 'keep_model_grids', 'prepare', 'Cache', 'load_cache', 'collate_windows', 'crop_weights',
+           'pick_crop', 'RadarWindows', 'make_loader', 'prepare_from_params', 'format_summary', 'cli_main']
 
 # %% ../nbs/02_data.ipynb #a3a605f9
 SKIP_KINDS = {**SCAN_ERROR_KINDS,  # what each kind of skip means, in words
               "duplicate_time": "same time as the scan before it",
               "backward_time": "time goes backwards against the files' order",
-              "grid_mismatch": "grid, projection or axis storage order differs from the grid most scans share"}
+              "grid_mismatch": "grid, projection or axis storage order differs from the rest of its radar's scans",
+              "pixel_size": "the radar's pixel size or number of levels differs from the model's (prepare.pixel_km, the levels)",
+              "cadence": "the radar's cadence does not divide the model's time step (prepare.time_step_s)",
+              "outage": "missing over more than data.max_missing_frac of the domain (a radar outage): a gap no window spans"}
 
 @dataclass
 class Skips:
@@ -115,6 +118,7 @@ class Event:
     name: str  # folder name, with a suffix when a gap splits the folder
     paths: list  # scan files, in time order
     times: np.ndarray  # datetime64[s], increasing
+    radar: int = 0  # which radar (grid) of the archive its scans come from (`prepare` sets it)
 
     @property
     def start(self): return self.times[0]
@@ -246,20 +250,45 @@ def empty_split_warnings(split_events: dict,  # split name -> names of its event
     return out
 
 # %% ../nbs/02_data.ipynb #eaaddeec
+def source_cadence_s(times  # datetime64[s] of one event's scans, increasing
+                    ) -> float:
+    "The cadence of a run of scans: the median time between them (seconds); NaN for fewer than two scans."
+    times = np.asarray(times, dtype="datetime64[s]")
+    return float(np.median(np.diff(times).astype(np.int64))) if len(times) > 1 else float("nan")
+
+def step_scans(cadence_s: float,  # the source's cadence (`source_cadence_s`)
+               time_step_s: float | None,  # the model's time step (None: the source's own cadence)
+               tol: float = 0.05,  # relative tolerance of "divides"
+              ) -> int | None:
+    "How many of the source's scans make one model step (1 = every scan), or None when the cadence does not divide the step."
+    if time_step_s is None or not np.isfinite(cadence_s): return 1
+    k = time_step_s / cadence_s
+    return int(round(k)) if round(k) >= 1 and abs(k - round(k)) <= tol * k else None
+
 def window_starts(times,  # datetime64[s] of one event's scans, increasing
                   n_in: int,  # input scans per window
                   n_out: int,  # target scans per window
                   stride: int = 1,  # step between window starts
                   max_gap_s: float = 450,  # a window never spans a gap longer than this
+                  *,
+                  every: int = 1,  # a window takes every `every`-th scan (a source faster than the model's step)
+                  time_step_s: float | None = None,  # the model's time step: the scans a window takes are this far apart (within max_gap_s - time_step_s)
                  ) -> np.ndarray:
-    "Indices (into `times`) of the first scan of every window that has no gap > `max_gap_s`."
-    times = np.asarray(times, dtype="datetime64[s]")
+    "Indices (into `times`) of the first scan of every window: `n_in + n_out` scans `every` apart, with no gap > `max_gap_s`."
+    times = np.asarray(times, dtype="datetime64[s]").astype(np.int64)
     span = n_in + n_out
-    if n_in < 1 or n_out < 1 or stride < 1: raise ValueError(f"n_in={n_in}, n_out={n_out}, stride={stride} must be >= 1")
-    gaps = np.diff(times).astype(np.int64)
-    cuts = [0, *(np.nonzero(gaps > max_gap_s)[0] + 1).tolist(), len(times)]
-    starts = [np.arange(a, b - span + 1, stride) for a, b in zip(cuts[:-1], cuts[1:]) if b - a >= span]
-    return np.concatenate(starts).astype(np.int64) if starts else np.zeros(0, np.int64)
+    if n_in < 1 or n_out < 1 or stride < 1 or every < 1:
+        raise ValueError(f"n_in={n_in}, n_out={n_out}, stride={stride}, every={every} must be >= 1")
+    last = len(times) - (span - 1) * every
+    if last <= 0: return np.zeros(0, np.int64)
+    picks = np.arange(0, last, stride)[:, None] + every * np.arange(span)[None, :]
+    gaps = np.diff(times[picks], axis=1)
+    ok = np.all(gaps <= max_gap_s, axis=1)
+    if time_step_s is not None: ok &= np.all(gaps >= 2 * time_step_s - max_gap_s, axis=1)
+    if every > 1:  # nor may the scans between the picks hold a gap (an outage in between)
+        ok &= np.array([np.all(np.diff(times[p[0]:p[-1] + 1]) <= max_gap_s) for p in picks])
+    return picks[ok, 0].astype(np.int64)
+
 
 # %% ../nbs/02_data.ipynb #da8b2339
 def pool_scan(dbz: np.ndarray,  # [..., Y, X] reflectivity in dBZ
@@ -439,33 +468,71 @@ def _layout_difference(ref, other, ref_file=None) -> str | None:
     return ("; ".join(f"its {a} axis is stored {way(other, a)}, {archive} {way(ref, a)}" for a in flipped)
             + ": a coordinate reversed without its data would mirror the scan")
 
-def keep_main_grid(events: list,  # `Event`s from `group_events`
-                   field: str,  # reflectivity variable
-                   skips: Skips,  # where the scans on other grids are recorded (kind grid_mismatch)
-                   *,
-                   reader: dict | None = None,  # `nowcast.io.read_scans` settings (timeout_s, workers, max_extent_km)
-                  ) -> tuple[list, dict]:
-    "The events without the scans that are not on the grid most scans share, and the report's `grids`; logs one line per grid."
+def _radar_name(events: list, k: int, n_groups: int, root_name: str) -> str:
+    "A radar's name: the folder its events share (`knmi/...`), else the archive folder's (one radar), else `radar k`."
+    tops = {e.name.split("/")[0].split("+")[0] for e in events}
+    if len(tops) == 1 and (n_groups > 1 or len(events) == 1): return tops.pop()
+    return root_name if n_groups == 1 else f"radar {k + 1}"
+
+def _model_grid(groups: list[GridGroup], pixel_km: float | None) -> tuple[float, int]:
+    "The pixel size (km) and number of levels the model is trained for: `pixel_km`, else those of the grid most scans share."
+    main = pick_grid(groups).grid
+    return (float(main.dx_km) if pixel_km is None else float(pixel_km)), main.shape[0]
+
+def _grid_fits(grid: Grid, pixel_km: float, n_levels: int) -> str | None:
+    "None when the grid has the model's pixel size and levels, else why not."
+    px = [float(grid.dx_km), float(grid.dy_km)]
+    if grid.shape[0] != n_levels: return f"{grid.shape[0]} levels, the model's {n_levels}"
+    if any(not np.isfinite(p) or abs(p - pixel_km) > 1e-3 * pixel_km for p in px):
+        return f"pixel {px[0]:g} x {px[1]:g}, the model's {pixel_km:g} x {pixel_km:g}"
+    return None
+
+def keep_model_grids(events: list,  # `Event`s from `group_events`
+                     field: str,  # reflectivity variable
+                     skips: Skips,  # where the scans on other grids are recorded (kind pixel_size)
+                     *,
+                     pixel_km: float | None = None,  # the model's pixel size (None: that of the grid most scans share)
+                     root_name: str = "radar",  # the archive folder's name (names a one-radar archive)
+                     reader: dict | None = None,  # `nowcast.io.read_scans` settings (timeout_s, workers, max_extent_km)
+                    ) -> tuple[list, dict]:
+    "Every radar (grid) with the model's pixel size and levels: the events cut per radar (`Event.radar`), and the report's `grids`; one log line per grid."
     groups = grid_groups([p for e in events for p in e.paths], field, reader=reader)
-    if not groups: return events, {"kept": None, "skipped": [], "summary": []}
-    kept = pick_grid(groups)
-    lines = grid_summary(groups, kept)
-    for line in lines: _log.log(logging.WARNING if len(groups) > 1 else logging.INFO, line)
-    other = set()
+    if not groups: return events, {"kept": None, "radars": [], "skipped": [], "summary": []}
+    px, nz = _model_grid(groups, pixel_km)
+    fits = [g for g in groups if _grid_fits(g.grid, px, nz) is None]
+    mirrored = [g for g in fits if any(h is not g and h.grid.matches(g.grid) and len(h.paths) > len(g.paths) for h in fits)]
+    for g in mirrored:  # the same grid with an axis stored the other way: a coordinate reversed without its data
+        why = _layout_difference(next(h for h in fits if h.grid.matches(g.grid) and h not in mirrored), g)
+        for p in g.paths: skips.add(p, "grid_mismatch", f"{p}: {why}")
+    fits = [g for g in fits if g not in mirrored]
+    where = {p: k for k, g in enumerate(fits) for p in g.paths}
+    out, lines, radars = [], [], []
+    for k, g in enumerate(fits):
+        evs = []
+        for e in events:
+            keep = np.array([where.get(p) == k for p in e.paths], bool)
+            if keep.any():
+                name = e.name if keep.all() or len(fits) == 1 else f"{e.name}@{k + 1}"
+                evs.append(Event(name, [p for p, m in zip(e.paths, keep) if m], e.times[keep], radar=k))
+        name = _radar_name(evs, k, len(fits), root_name)
+        radars.append({"name": name, **describe_grid(g.grid), "scans": len(g.paths)})
+        lines.append(f"radar {name}: kept grid {_group_words(g)}: {len(g.paths)} scans")
+        out += evs
+    skipped = []
     for g in groups:
-        if g is kept: continue
-        why = _layout_difference(kept, g)
-        for p in g.paths:  # a debug line each: the line above says it once for the whole grid
-            skips.add(p, "grid_mismatch", f"{p}: {why}")
-            other.add(p)
-    out = []
-    for e in events:
-        keep = np.array([p not in other for p in e.paths], bool)
-        if keep.any(): out.append(Event(e.name, [p for p, k in zip(e.paths, keep) if k], e.times[keep]))
-    return out, {"kept": {**describe_grid(kept.grid), "scans": len(kept.paths)},
-                 "skipped": [{**describe_grid(g.grid), "scans": len(g.paths), "first_file": str(g.paths[0])}
-                             for g in groups if g is not kept],
-                 "summary": lines}
+        if any(g is h for h in fits + mirrored): continue
+        why = _grid_fits(g.grid, px, nz)
+        for p in g.paths: skips.add(p, "pixel_size", f"{p}: grid {_group_words(g)}: {why}")
+        skipped.append({**describe_grid(g.grid), "scans": len(g.paths), "first_file": str(g.paths[0]), "why": why})
+        lines.append(f"skipped {len(g.paths)} scans on grid {_group_words(g)} (first: {g.paths[0]}): {why}")
+    for g in mirrored:
+        skipped.append({**describe_grid(g.grid), "scans": len(g.paths), "first_file": str(g.paths[0]), "why": "axis stored reversed"})
+        lines.append(f"skipped {len(g.paths)} scans on grid {_group_words(g)} (first: {g.paths[0]}): an axis stored the other way")
+    for line in lines: _log.log(logging.WARNING if line.startswith("skipped") else logging.INFO, line)
+    return sorted(out, key=lambda e: (e.radar, e.start, e.name)), {
+        "kept": {**radars[0], "scans": sum(r["scans"] for r in radars)} if radars else None,
+        "radars": radars, "skipped": skipped, "summary": lines, "pixel_km": px, "levels": nz}
+
 
 # %% ../nbs/02_data.ipynb #fbcb3c89
 def _pid_alive(pid: int) -> bool:
@@ -494,63 +561,111 @@ def _swap_in(tmp: Path, cache_dir: Path):
     if old is not None: shutil.rmtree(old, ignore_errors=True)
 
 def _cache_scan(path, *, field, dbz_range, max_extent_km, pool, pool_space, dbz_min, dbz_max, dbz_step) -> SimpleNamespace:
-    "Read one scan and turn it into the cache's bytes (in a reader process, so only a few bytes come back): path, time, grid, stored_decreasing, raw shape, codes and packed missing mask."
+    "Read one scan and turn it into the cache's bytes (in a reader process, so only a few bytes come back): path, time, grid, stored_decreasing, raw shape, codes, packed missing mask and the fraction missing."
     s = read_scan(path, field, dbz_range=dbz_range, max_extent_km=max_extent_km)
     pd_, pm = pool_scan(s.dbz, s.missing, pool, pool_space, path)
     return SimpleNamespace(path=s.path, time=np.datetime64(s.time, "s"), grid=s.grid, stored_decreasing=s.stored_decreasing,
                            shape=s.dbz.shape, codes=quantize(pd_, dbz_min, dbz_max, dbz_step).tobytes(),
-                           missing=np.packbits(pm.ravel()).tobytes())
+                           missing=np.packbits(pm.ravel()).tobytes(), missing_frac=float(s.missing.mean()))
 
-def _write_scans(events, tmp, *, field, reader, pool, pool_space, dbz_min, dbz_max, dbz_step, skips):
-    "Read, pool and quantise every scan in reader processes (bounded in time) and append it to the cache files; returns per-scan records and the first good scan."
-    times, scan_event, sources, kept_events, first = [], [], [], [], None
+def _usable(scan, ref, max_missing_frac: float) -> tuple[str, str] | None:
+    "None when a read scan can go into the cache after `ref` (its radar's first scan), else (kind, why)."
+    if ref is not None and (why := _layout_difference(ref, scan, ref.path)): return "grid_mismatch", f"{scan.path}: {why}"
+    if scan.missing_frac > max_missing_frac:
+        return "outage", (f"{scan.path}: {scan.missing_frac:.0%} of the domain missing, more than data.max_missing_frac = "
+                          f"{max_missing_frac:g}: a radar outage, a gap no window spans")
+    return None
+
+def _write_scans(events, tmp, *, field, reader, pool, pool_space, dbz_min, dbz_max, dbz_step, skips, max_missing_frac=1.0):
+    "Read, pool and quantise every scan in reader processes (bounded in time) and append it to the cache files; returns per-scan records, the kept events and each radar's first good scan."
+    rec = SimpleNamespace(times=[], scan_event=[], scan_radar=[], sources=[], offsets=[0], moffsets=[0], kept=[], first={})
     read = partial(_cache_scan, field=field, dbz_range=reader["dbz_range"], max_extent_km=reader["max_extent_km"], pool=pool,
                    pool_space=pool_space, dbz_min=dbz_min, dbz_max=dbz_max, dbz_step=dbz_step)
     reads = read_many(read, [p for ev in events for p in ev.paths], timeout_s=reader["timeout_s"], workers=reader["workers"])
     with closing(reads), open(tmp / "dbz.u8", "wb") as fd, open(tmp / "missing.u8", "wb") as fm:
         for ev in events:
-            n_before = len(times)
+            n_before = len(rec.times)
             for path, scan in itertools.islice(reads, len(ev.paths)):
                 if isinstance(scan, ScanError): skips.add(path, scan.kind, str(scan)); continue
-                if first is None: first = scan  # the first good scan: the others must match it (keep_main_grid saw to most)
-                elif why := _layout_difference(first, scan, first.path):
-                    skips.add(path, "grid_mismatch", f"{path}: {why}"); continue
+                if bad := _usable(scan, rec.first.get(ev.radar), max_missing_frac): skips.add(path, *bad); continue
+                rec.first.setdefault(ev.radar, scan)  # the radar's first good scan: its others must match it
                 fd.write(scan.codes); fm.write(scan.missing)
-                times.append(scan.time); scan_event.append(len(kept_events)); sources.append(str(path))
-                if len(times) % 500 == 0: _log.info("prepare: %d scans cached", len(times))
-            if len(times) > n_before: kept_events.append((ev.name, n_before, len(times)))
-    return times, scan_event, sources, kept_events, first
+                rec.offsets.append(rec.offsets[-1] + len(scan.codes)); rec.moffsets.append(rec.moffsets[-1] + len(scan.missing))
+                rec.times.append(scan.time); rec.scan_event.append(len(rec.kept)); rec.sources.append(str(path))
+                rec.scan_radar.append(ev.radar)
+                if len(rec.times) % 500 == 0: _log.info("prepare: %d scans cached", len(rec.times))
+            if len(rec.times) > n_before: rec.kept.append((ev.name, n_before, len(rec.times), ev.radar))
+    return rec
 
-def _windows_by_split(kept_events, times, fractions, n_in, n_out, stride, max_gap_s):
-    "Windows (global first-scan indices) per split, the event split, and the events too short."
+def _event_windows(times, a, b, *, n_in, n_out, stride, max_gap_s, time_step_s):
+    "(every, window starts relative to `a`) of one kept event; every is None when its cadence does not divide the time step."
+    every = step_scans(source_cadence_s(times[a:b]), time_step_s)
+    if every is None: return None, np.zeros(0, np.int64)
+    return every, window_starts(times[a:b], n_in, n_out, stride, max_gap_s, every=every, time_step_s=time_step_s)
+
+def _time_split(evs, times, fractions, span_of):
+    "Split one radar's few events by time: cut its scans at the split fractions; a window goes where all its scans are."
+    idx = np.concatenate([np.arange(a, b) for _, a, b, _, _, _ in evs])
+    counts = split_counts(len(idx), fractions)
+    bounds, i = {}, 0
+    for k, c in counts.items():
+        bounds[k] = (times[idx[i]] if c else None, times[idx[min(i + c, len(idx)) - 1]] if c else None); i += c
+    out, names = {k: [] for k in fractions}, {k: [] for k in fractions}
+    for name, a, b, r, every, ws in evs:
+        for k, (t0, t1) in bounds.items():
+            if t0 is None: continue
+            first, last = times[a + ws], times[a + ws + span_of(every)]
+            sel = ws[(first >= t0) & (last <= t1)]
+            if len(sel): out[k].append(a + sel); names[k].append(f"{name} {_time_name(t0)}..{_time_name(t1)}")
+    return out, names
+
+def _windows_by_split(kept_events, times, fractions, n_in, n_out, stride, max_gap_s, time_step_s=None):
+    "Windows (global first-scan indices) per split, per radar in time order, the event split, the events too short, and each event's scan step."
     times = np.asarray(times, "datetime64[s]")
-    with_windows, too_short = [], []
-    for name, a, b in kept_events:
-        ws = window_starts(times[a:b], n_in, n_out, stride, max_gap_s)
-        (with_windows if len(ws) else too_short).append((name, a, b, ws))
-    if not with_windows: return {k: np.zeros(0, np.int64) for k in fractions}, {k: [] for k in fractions}, too_short
-    proxies = [Event(name, [], times[a:b]) for name, a, b, _ in with_windows]
-    by_name = {name: (a, ws) for name, a, b, ws in with_windows}
-    split = split_events(proxies, fractions)
-    windows = {k: np.sort(np.concatenate([by_name[e.name][0] + by_name[e.name][1] for e in evs] or [np.zeros(0, np.int64)]))
-               for k, evs in split.items()}
-    return windows, {k: [e.name for e in evs] for k, evs in split.items()}, too_short
+    span_of = lambda every: (n_in + n_out - 1) * every
+    windows, names, too_short, steps = {k: [] for k in fractions}, {k: [] for k in fractions}, [], []
+    need = sum(f > 0 for f in fractions.values())
+    for r in sorted({e[3] for e in kept_events}):
+        evs = []
+        for name, a, b, rr in (e for e in kept_events if e[3] == r):
+            every, ws = _event_windows(times, a, b, n_in=n_in, n_out=n_out, stride=stride, max_gap_s=max_gap_s,
+                                       time_step_s=time_step_s)
+            (evs if len(ws) else too_short).append((name, a, b, r, every, ws))
+        if len(evs) >= need or len(evs) == 0:  # whole events, chronologically (no time is shared between splits)
+            split = split_events([Event(e[0], [], times[e[1]:e[2]]) for e in evs], fractions)
+            by_name = {e[0]: e for e in evs}
+            for k, es in split.items():
+                windows[k] += [by_name[e.name][1] + by_name[e.name][5] for e in es]; names[k] += [e.name for e in es]
+        else:  # a radar with fewer events than splits (one long composite record): cut it in time
+            w, n = _time_split(evs, times, fractions, span_of)
+            for k in fractions: windows[k] += w[k]; names[k] += n[k]
+    for name, a, b, r in kept_events:
+        steps.append(step_scans(source_cadence_s(times[a:b]), time_step_s))
+    windows = {k: np.sort(np.concatenate(v)) if v else np.zeros(0, np.int64) for k, v in windows.items()}
+    return windows, names, too_short, steps
 
 def _too_little(raw_dir, what: str, skips: Skips) -> str:
     "The error when too little is left: what, and every kind of refusal in one line each."
     lines = skips.summary_lines()
     return f"{raw_dir}: {what}" + (f"; {len(skips.items)} scans refused:\n  " + "\n  ".join(lines) if lines else "")
 
+
 # %% ../nbs/02_data.ipynb #47313ed5
-def _cache_index(report, times, kept, scan_event, sources, raw_grid, windows, *, n_in, n_out, pool, dbz_min, dbz_max,
-                 dbz_step, params) -> dict:
+def _cache_index(report, rec, raw_grids, windows, steps, *, n_in, n_out, pool, dbz_min, dbz_max, dbz_step, params) -> dict:
     "The contents of `index.json`: everything in the cache but the scans themselves."
-    n, z, h, w = len(times), report["shape"]["z"], report["shape"]["y"], report["shape"]["x"]
+    radars = sorted(raw_grids)
+    n, (z, h, w) = len(rec.times), pool_grid(raw_grids[radars[0]], pool).shape
     return {
-        "version": 1, "n_scans": n, "shape": [n, z, h, w],
-        "raw_grid": grid_to_dict(raw_grid), "grid": grid_to_dict(pool_grid(raw_grid, pool)),
-        "event_names": [k[0] for k in kept], "event_bounds": [[k[1], k[2]] for k in kept],
-        "scan_event": scan_event, "source_paths": sources,
+        "version": 2, "n_scans": n, "shape": [n, z, h, w],
+        "raw_grid": grid_to_dict(raw_grids[radars[0]]), "grid": grid_to_dict(pool_grid(raw_grids[radars[0]], pool)),
+        "raw_grids": [grid_to_dict(raw_grids[r]) for r in radars],
+        "grids": [grid_to_dict(pool_grid(raw_grids[r], pool)) for r in radars],
+        "scan_radar": [radars.index(r) for r in rec.scan_radar],
+        "radar_names": [report["radars"][r]["name"] for r in radars],
+        "offsets": rec.offsets, "missing_offsets": rec.moffsets,
+        "event_names": [k[0] for k in rec.kept], "event_bounds": [[k[1], k[2]] for k in rec.kept],
+        "event_step": [s or 1 for s in steps],
+        "scan_event": rec.scan_event, "source_paths": rec.sources,
         "windows": {k: v.tolist() for k, v in windows.items()},
         "n_in": n_in, "n_out": n_out,
         "quantisation": {"dbz_min": dbz_min, "dbz_step": dbz_step, "dtype": "uint8"},
@@ -558,6 +673,44 @@ def _cache_index(report, times, kept, scan_event, sources, raw_grid, windows, *,
         "norm": {"dbz_min": dbz_min, "dbz_max": dbz_max},
         "params": params, "report": report,
     }
+
+def _off_cadence(events, time_step_s, skips, names) -> list:
+    "The events whose cadence divides the model's time step; the others' scans are skipped (kind cadence), one log line per radar."
+    out, said = [], {}
+    for e in events:
+        c = source_cadence_s(e.times)
+        if step_scans(c, time_step_s) is not None: out.append(e); continue
+        for p in e.paths: skips.add(p, "cadence", f"{p}: its event {e.name} comes every {c:g} s, which does not divide "
+                                                   f"the model's time step prepare.time_step_s = {time_step_s:g} s")
+        said.setdefault(e.radar, [c, 0])[1] += len(e)
+    for r, (c, n) in said.items():
+        _log.warning("radar %s: skipped %d scans: it scans every %g s, which does not divide the model's time step "
+                     "(prepare.time_step_s = %g s)", names[r], n, c, time_step_s)
+    return out
+
+def _radar_report(grids, rec, windows, steps, skips, kept_paths) -> list:
+    "Per radar: its grid, what it kept (scans, windows per split, cadence) and what it skipped, by kind."
+    by_path = {it["file"]: it["kind"] for it in skips.items}
+    out = []
+    for r, g in enumerate(grids["radars"]):
+        mine = [k for k, e in enumerate(rec.kept) if e[3] == r]
+        scans = [i for i, rr in enumerate(rec.scan_radar) if rr == r]
+        skipped = {}
+        for p in kept_paths.get(r, []):
+            if p in by_path: skipped[by_path[p]] = skipped.get(by_path[p], 0) + 1
+        cad = [source_cadence_s(np.asarray(rec.times, "datetime64[s]")[rec.kept[k][1]:rec.kept[k][2]]) for k in mine]
+        out.append({**g, "scans_kept": len(scans), "events": len(mine), "skipped": skipped,
+                    "cadence_s": float(np.nanmedian(cad)) if cad and np.isfinite(cad).any() else None,
+                    "every": sorted({steps[k] or 1 for k in mine}),
+                    "windows": {s: int(np.isin(w, scans).sum()) for s, w in windows.items()}})
+    return out
+
+def _radar_line(r: dict) -> str:
+    "What prepare kept of one radar, in one line."
+    sk = ", ".join(f"{k} {n}" for k, n in r["skipped"].items()) or "none"
+    w = ", ".join(f"{k} {n}" for k, n in r["windows"].items())
+    cad = f"every {r['cadence_s']:g} s" if r.get("cadence_s") else "one scan"
+    return f"radar {r['name']}: kept {r['scans_kept']} of {r['scans']} scans ({cad}), windows {w}; skipped: {sk}"
 
 def prepare(raw_dir,  # folder of raw scans (one sub-folder per event, or flat)
             cache_dir,  # where the cache goes (replaced atomically)
@@ -573,6 +726,9 @@ def prepare(raw_dir,  # folder of raw scans (one sub-folder per event, or flat)
             n_out: int = 7,  # target scans per window
             stride: int = 1,  # step between window starts
             max_gap_s: float = 450,  # a window never spans a gap longer than this
+            time_step_s: float | None = None,  # the model's time step: windows only at this step (None: each radar's own cadence)
+            pixel_km: float | None = None,  # the model's pixel size before pooling (None: that of the grid most scans share)
+            max_missing_frac: float = 1.0,  # a scan missing over more of its domain than this is an outage (a gap)
             split: dict | None = None,  # split name -> fraction of events, in time order
             reader: dict | None = None,  # how scans are read: `nowcast.io.read_scans` settings (timeout_s, workers, dbz_range, max_extent_km)
             min_train_windows: int = 1,  # fewer training windows left than this (after refusals) is an error
@@ -584,56 +740,72 @@ def prepare(raw_dir,  # folder of raw scans (one sub-folder per event, or flat)
     check_quantisation(dbz_min, dbz_max, dbz_step); split_counts(0, split)  # bad params fail before any work
     if pool_space not in ("dbz", "linear_z"): raise ValueError(f"pool_space must be 'dbz' or 'linear_z', not {pool_space!r}")
     if int(pool) != pool or pool < 1: raise ValueError(f"pool must be a positive integer, not {pool!r}")
+    if not 0 <= max_missing_frac <= 1: raise ValueError(f"data.max_missing_frac must be within 0..1, not {max_missing_frac!r}")
     params = dict(field=field, event_gap_s=event_gap_s, pool=pool, pool_space=pool_space, dbz_min=dbz_min,
                   dbz_max=dbz_max, dbz_step=dbz_step, n_in=n_in, n_out=n_out, stride=stride,
-                  max_gap_s=max_gap_s, split=split, reader=reader, min_train_windows=min_train_windows)
+                  max_gap_s=max_gap_s, time_step_s=time_step_s, pixel_km=pixel_km, max_missing_frac=max_missing_frac,
+                  split=split, reader=reader, min_train_windows=min_train_windows)
     scans = find_scans(raw_dir)
     if not scans: raise ValueError(f"{raw_dir}: no scans (*.nc files) found")
     skips = Skips()
     events = group_events(scans, event_gap_s, root=raw_dir, skips=skips, timeout_s=reader["timeout_s"], workers=reader["workers"])
     if not events: raise ValueError(_too_little(raw_dir, f"none of the {len(scans)} scans could be read", skips))
-    events, grids = keep_main_grid(events, field, skips, reader=reader)
-    if grids["kept"] and any(n % pool for n in grids["kept"]["shape"][1:]):  # a params error: say so before reading the fields
-        ny, nx = grids["kept"]["shape"][1:]
-        raise ScanError(events[0].paths[0], f"grid {ny}x{nx} is not divisible by the pooling factor {pool} (prepare.pool)")
+    events, grids = keep_model_grids(events, field, skips, pixel_km=pixel_km, root_name=raw_dir.resolve().name, reader=reader)
+    for g in grids["radars"]:
+        if any(n % pool for n in g["shape"][1:]):  # a params error: say so before reading the fields
+            ny, nx = g["shape"][1:]
+            raise ScanError(events[0].paths[0], f"radar {g['name']}: grid {ny}x{nx} is not divisible by the pooling factor "
+                                                f"{pool} (prepare.pool)")
+    names = [g["name"] for g in grids["radars"]]
+    kept_paths = {}
+    for e in events: kept_paths.setdefault(e.radar, []).extend(str(p) for p in e.paths)
+    events = _off_cadence(events, time_step_s, skips, names)
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_dir_for(cache_dir)
     try:
-        times, scan_event, sources, kept, first = _write_scans(
-            events, tmp, field=field, reader=reader, pool=pool, pool_space=pool_space, dbz_min=dbz_min,
-            dbz_max=dbz_max, dbz_step=dbz_step, skips=skips)
+        rec = _write_scans(events, tmp, field=field, reader=reader, pool=pool, pool_space=pool_space, dbz_min=dbz_min,
+                           dbz_max=dbz_max, dbz_step=dbz_step, skips=skips, max_missing_frac=max_missing_frac)
+        times = rec.times
         if not times: raise ValueError(_too_little(raw_dir, f"none of the {len(scans)} scans is usable", skips))
-        windows, split_names, too_short = _windows_by_split(kept, times, split, n_in, n_out, stride, max_gap_s)
+        windows, split_names, too_short, steps = _windows_by_split(rec.kept, times, split, n_in, n_out, stride, max_gap_s,
+                                                                   time_step_s)
         split_warnings = empty_split_warnings(split_names, split, len(too_short))
+        radars = _radar_report(grids, rec, windows, steps, skips, kept_paths)
         n_train = len(windows.get("train", []))
         if n_train < min_train_windows:
             raise ValueError(_too_little(raw_dir, f"too little left to train: {n_train} training windows from {len(times)} of "
                                                   f"{len(scans)} scans, fewer than prepare.min_train_windows = {min_train_windows}"
-                                                  + "".join(f"; {w}" for w in split_warnings), skips))
+                                                  + "".join(f"; {w}" for w in split_warnings)
+                                                  + "".join(f"; {_radar_line(r)}" for r in radars), skips))
         for line in split_warnings: _log.warning(line)
         np.save(tmp / "times.npy", np.asarray(times, "datetime64[s]").astype(np.int64))
-        shape = first.shape
+        shape = rec.first[min(rec.first)].shape
         report = {
             "raw_dir": str(raw_dir), "cache_dir": str(cache_dir),
-            "scans_found": len(scans), "scans": len(times), "events": len(kept),
+            "scans_found": len(scans), "scans": len(times), "events": len(rec.kept),
             "skips": skips.to_dict(),
+            "outages": skips.counts().get("outage", 0),
             "events_too_short": {"count": len(too_short), "names": [t[0] for t in too_short]},
             "split_events": split_names,
             "windows": {k: int(len(v)) for k, v in windows.items()},
+            "radars": radars,
             "grids": grids, "empty_splits": [k for k, v in split_names.items() if split.get(k, 0) > 0 and not v],
-            "warnings": (grids["summary"] if grids["skipped"] else []) + split_warnings,
+            "warnings": [ln for ln in grids["summary"] if ln.startswith("skipped")] + split_warnings,
             "shape": {"z": shape[-3], "y": shape[-2] // pool, "x": shape[-1] // pool}, "params": params,
         }
-        index = _cache_index(report, times, kept, scan_event, sources, first.grid, windows, n_in=n_in, n_out=n_out,
-                             pool=pool, dbz_min=dbz_min, dbz_max=dbz_max, dbz_step=dbz_step, params=params)
+        index = _cache_index(report, rec, {r: s.grid for r, s in rec.first.items()}, windows, steps, n_in=n_in,
+                             n_out=n_out, pool=pool, dbz_min=dbz_min, dbz_max=dbz_max, dbz_step=dbz_step, params=params)
         (tmp / "index.json").write_text(json.dumps(_to_jsonable(index)))  # written last: marks a complete cache
         _swap_in(tmp, cache_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    said = {"grid_mismatch": sum(g["scans"] for g in grids["skipped"])}  # keep_main_grid said those once per grid
+    said = {"pixel_size": sum(g["scans"] for g in grids["skipped"] if g.get("why") != "axis stored reversed"),
+            "cadence": skips.counts().get("cadence")}  # said once per grid / radar above
     for line in skips.summary_lines(said=said): _log.warning("prepare skipped %s", line)
+    for r in radars: _log.info(_radar_line(r))
     return report
+
 
 # %% ../nbs/02_data.ipynb #e1946280
 class Cache:
@@ -652,7 +824,15 @@ class Cache:
         self.n_in, self.n_out = int(ix["n_in"]), int(ix["n_out"])
         self.norm = dict(ix["norm"])
         self.dbz_min, self.dbz_step = float(ix["quantisation"]["dbz_min"]), float(ix["quantisation"]["dbz_step"])
-        self.shape = tuple(ix["shape"])  # (N, Z, H, W)
+        self.shape = tuple(ix["shape"])  # (N, Z, H, W) of the first radar's grid (every scan's, with one radar)
+        self.grids = [grid_from_dict(g) for g in ix.get("grids", [ix["grid"]])]  # pooled grid of each radar
+        self.raw_grids = [grid_from_dict(g) for g in ix.get("raw_grids", [ix["raw_grid"]])]
+        self.radar_names = list(ix.get("radar_names", ["radar"]))
+        self.scan_radar = np.asarray(ix.get("scan_radar", np.zeros(self.shape[0], np.int64)), np.int64)
+        per = [int(np.prod(g.shape)) for g in self.grids]
+        self.offsets = np.asarray(ix.get("offsets", np.r_[0, np.cumsum([per[r] for r in self.scan_radar])]), np.int64)
+        self.missing_offsets = np.asarray(ix.get("missing_offsets", np.r_[0, np.cumsum([(per[r] + 7) // 8 for r in self.scan_radar])]), np.int64)
+        self.event_step = np.asarray(ix.get("event_step", np.ones(len(self.event_names))), np.int64)
         self._maps = self._fds = None
 
     def __len__(self): return self.shape[0]
@@ -663,9 +843,23 @@ class Cache:
         if fds is not None and fds[0] == _getpid():
             for fd in fds[1].values(): _close(fd)
 
+    def grid_of(self, i: int) -> Grid:
+        "The pooled grid of scan `i` (its radar's)."
+        return self.grids[int(self.scan_radar[int(i)])]
+
+    def scan_shape(self, i: int) -> tuple:
+        "`(Z, H, W)` of scan `i`."
+        return self.grid_of(i).shape
+
+    def window_indices(self, start: int, n: int | None = None) -> np.ndarray:
+        "The scans of the window starting at `start`: `n` (default `n_in + n_out`) scans, every `event_step`-th of its event."
+        n = self.n_in + self.n_out if n is None else n
+        return int(start) + int(self.event_step[self.scan_event[int(start)]]) * np.arange(n)
+
     @property
     def maps(self):
-        "(dbz codes [N, Z, H, W] uint8, packed missing [N, bytes]) memory maps, opened on first use."
+        "(dbz codes [N, Z, H, W] uint8, packed missing [N, bytes]) memory maps of a one-radar cache, opened on first use."
+        if len(self.grids) > 1: raise ValueError(f"{self.cache_dir}: scans of several radars differ in size; use codes()")
         if self._maps is None:
             n, z, h, w = self.shape
             nb = (z * h * w + 7) // 8
@@ -687,17 +881,24 @@ class Cache:
               out: np.ndarray | None = None,  # a uint8 buffer of at least that size to read into (reused by loaders)
              ) -> np.ndarray:
         "uint8 codes `[stop - start, Z, H, W]` of scans `start:stop` (a writable copy of just those scans)."
-        n, z, h, w = self.shape
-        per = z * h * w
-        return self._read("dbz.u8", start * per, (stop - start) * per, out).reshape(stop - start, z, h, w)
+        z, h, w = self.scan_shape(start)
+        if self.scan_radar[start] != self.scan_radar[stop - 1]: raise ValueError(f"scans {start}:{stop} span two radars")
+        nbytes = int(self.offsets[stop] - self.offsets[start])
+        return self._read("dbz.u8", int(self.offsets[start]), nbytes, out).reshape(stop - start, z, h, w)
+
+    def window_codes(self, start: int, out: np.ndarray | None = None) -> np.ndarray:
+        "uint8 codes `[n_in + n_out, Z, H, W]` of the window starting at `start` (every scan, or every k-th of a faster radar)."
+        idx = self.window_indices(start)
+        if idx[-1] - idx[0] == len(idx) - 1: return self.codes(int(idx[0]), int(idx[-1]) + 1, out)
+        return self.codes(int(idx[0]), int(idx[-1]) + 1)[idx - idx[0]]
 
     def missing_block(self, start: int, stop: int,
                       invert: bool = False,  # give the valid mask (`~missing`) instead, without an extra pass
                      ) -> np.ndarray:
         "Missing mask (bool `[stop - start, Z, H, W]`) of scans `start:stop`."
-        n, z, h, w = self.shape
+        z, h, w = self.scan_shape(start)
         nb = (z * h * w + 7) // 8
-        packed = self._read("missing.u8", start * nb, (stop - start) * nb).reshape(stop - start, nb)
+        packed = self._read("missing.u8", int(self.missing_offsets[start]), (stop - start) * nb).reshape(stop - start, nb)
         bits = np.unpackbits(np.invert(packed, out=packed) if invert else packed, axis=1, count=z * h * w)
         return bits.view(bool).reshape(stop - start, z, h, w)
 
@@ -730,8 +931,32 @@ def collate_windows(items):
     if isinstance(items, _Windows): return list(items.batch)
     return torch.utils.data.default_collate(items)
 
+def crop_weights(codes_max: np.ndarray,  # uint8 codes [H, W] (column maximum of the window's last input scan)
+                 crop: int,  # crop size (pixels)
+                 echo_codes: tuple,  # codes at which echo counts (e.g. 20 dBZ) and a core counts ten times (35 dBZ)
+                 block: int = 8,  # crop corners lie on this lattice
+                ) -> tuple[np.ndarray, np.ndarray]:
+    "Candidate crop corners (y, x) and their weights: the echo they hold (cores ten times), so crops go where the storms are."
+    h, w = codes_max.shape
+    ys, xs = np.arange(0, max(h - crop, 0) + 1, block), np.arange(0, max(w - crop, 0) + 1, block)
+    if len(ys) and ys[-1] != max(h - crop, 0): ys = np.r_[ys, max(h - crop, 0)]
+    if len(xs) and xs[-1] != max(w - crop, 0): xs = np.r_[xs, max(w - crop, 0)]
+    e = (codes_max >= echo_codes[0]).astype(np.float64) + 10.0 * (codes_max >= echo_codes[1])
+    s = np.pad(e.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    y1, x1 = np.minimum(ys + crop, h), np.minimum(xs + crop, w)
+    box = s[y1][:, x1] - s[ys][:, x1] - s[y1][:, xs] + s[ys][:, xs]
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    return np.stack([yy.ravel(), xx.ravel()], 1), box.ravel()
+
+def pick_crop(corners, weights, rng, echo_share: float = 0.8) -> tuple[int, int]:
+    "A crop corner drawn with probability `echo_share` by echo and otherwise uniformly (clear sky is part of the job too)."
+    p = np.full(len(weights), 1.0 / len(weights))
+    if weights.sum() > 0: p = echo_share * weights / weights.sum() + (1 - echo_share) * p
+    y, x = corners[rng.choice(len(corners), p=p)]
+    return int(y), int(x)
+
 class RadarWindows(Dataset):
-    "Windows of one split of a prepared cache: `(inputs, targets, valid)` as float32/bool tensors (or uint8 codes)."
+    "Windows of one split of a prepared cache: `(inputs, targets, valid)` as float32/bool tensors (or uint8 codes); crops of one size from grids of any size."
     def __init__(self,
                  cache_dir,  # a folder written by `prepare`
                  split: str,  # "train", "val" or "test"
@@ -739,6 +964,10 @@ class RadarWindows(Dataset):
                  dbz_min: float | None = None,  # normalisation range (default: the cache's)
                  dbz_max: float | None = None,
                  as_codes: bool = False,  # give uint8 codes (decode with `self.table`, e.g. on the GPU) instead of floats
+                 crop: int = 0,  # give `crop` x `crop` pixel crops (0: whole grids, which must then all have one shape)
+                 crops_per_window: int = 1,  # crops drawn from each window (items = windows x this)
+                 seed: int = 0,  # seed of the crop positions (item `i`'s crop is the same in every epoch and process)
+                 crop_echo_dbz: tuple = (20.0, 35.0),  # crops are drawn by echo at these thresholds (the second counts x10)
                 ):
         self.cache = load_cache(cache_dir)
         if split not in self.cache.windows:
@@ -748,38 +977,70 @@ class RadarWindows(Dataset):
         self.dbz_min = self.cache.norm["dbz_min"] if dbz_min is None else dbz_min
         self.dbz_max = self.cache.norm["dbz_max"] if dbz_max is None else dbz_max
         self.as_codes = as_codes
+        self.crop, self.per, self.seed = int(crop or 0), max(1, int(crops_per_window)) if crop else 1, int(seed)
+        shapes = {g.shape for g in self.cache.grids}
+        if not self.crop and len(shapes) > 1:
+            raise ValueError(f"{cache_dir}: the radars' grids differ in size ({sorted(shapes)}): set train.crop to train on crops of one size")
+        self.item_shape = (self.cache.grids[0].shape[0], self.crop, self.crop) if self.crop else self.cache.grids[0].shape
+        step = self.cache.dbz_step
+        self._echo_codes = tuple(int(np.floor((d - self.cache.dbz_min) / step)) for d in crop_echo_dbz)
         self.table = code_table(self.cache.dbz_min, self.cache.dbz_step, self.dbz_min, self.dbz_max)
         # in a worker, code k >= 1 -> normalised value is one multiply-add (the bin centre), code 0 -> 0
-        span, step = self.dbz_max - self.dbz_min, self.cache.dbz_step
+        span = self.dbz_max - self.dbz_min
         self._scale, self._offset = step / span, (self.cache.dbz_min + 0.5 * step - self.dbz_min) / span
         self._clamp = self._offset < 0 or self._offset + self._scale * check_quantisation(
             self.cache.dbz_min, self.dbz_max, step) > 1 + 1e-6
 
-    def __len__(self): return len(self.starts)
+    def __len__(self): return len(self.starts) * self.per
 
     def __getstate__(self): return {**self.__dict__, "_buf": None}
 
-    def _codes(self, s: int, t: int) -> torch.Tensor:
-        "Codes of `t` scans from `s`, read into this process's reused buffer (fresh big allocations are slow)."
-        if getattr(self, "_buf", None) is None or self._buf[0] != os.getpid():
-            self._buf = (os.getpid(), np.empty((t, *self.cache.shape[1:]), np.uint8))
-        return torch.from_numpy(self.cache.codes(s, s + t, out=self._buf[1]))
+    def _window(self, s: int) -> tuple[torch.Tensor, np.ndarray]:
+        "Codes `[n_in + n_out, Z, H, W]` of the window from scan `s` (into a reused buffer when whole grids are read) and its targets' valid mask."
+        idx = self.cache.window_indices(s)
+        if self.crop: codes = torch.from_numpy(self.cache.window_codes(s))
+        else:
+            if getattr(self, "_buf", None) is None or self._buf[0] != os.getpid():
+                self._buf = (os.getpid(), np.empty((len(idx), *self.item_shape), np.uint8))
+            codes = torch.from_numpy(self.cache.window_codes(s, out=self._buf[1]))
+        tgt = idx[self.n_in:]
+        if tgt[-1] - tgt[0] == len(tgt) - 1: valid = self.cache.missing_block(int(tgt[0]), int(tgt[-1]) + 1, invert=True)
+        else: valid = np.stack([self.cache.missing_block(int(i), int(i) + 1, invert=True)[0] for i in tgt])
+        return codes, valid
+
+    def crop_corner(self, i: int, codes: torch.Tensor) -> tuple[int, int]:
+        "Item `i`'s crop corner (y, x): drawn by echo in its last input scan, seeded by (seed, split, i)."
+        last = codes[self.n_in - 1].amax(0).numpy()
+        corners, weights = crop_weights(last, self.crop, self._echo_codes)
+        rng = np.random.default_rng([self.seed, _SPLIT_ORDER.index(self.split) if self.split in _SPLIT_ORDER else 9, int(i)])
+        return pick_crop(corners, weights, rng)
+
+    def _cut(self, i, codes: torch.Tensor, valid: np.ndarray):
+        "Crop a window to `crop` x `crop` (a grid smaller than that is padded as missing)."
+        if not self.crop: return codes, torch.from_numpy(valid)
+        y, x = self.crop_corner(i, codes)
+        c = self.crop
+        out_c = torch.zeros((*codes.shape[:2], c, c), dtype=codes.dtype)
+        out_v = torch.zeros((*valid.shape[:2], c, c), dtype=torch.bool)
+        hh, ww = min(c, codes.shape[-2] - y), min(c, codes.shape[-1] - x)
+        out_c[..., :hh, :ww] = codes[..., y:y + hh, x:x + ww]
+        out_v[..., :hh, :ww] = torch.from_numpy(np.ascontiguousarray(valid[..., y:y + hh, x:x + ww]))
+        return out_c, out_v
 
     def _fill(self, i, inputs, targets, valid):
-        "Write window `i` into `inputs [n_in, Z, H, W]`, `targets` and `valid [n_out, Z, H, W]`."
-        s, n_in = int(self.starts[i]), self.n_in
-        t = n_in + self.n_out
-        codes = self._codes(s, t)
+        "Write item `i` into `inputs [n_in, Z, H, W]`, `targets` and `valid [n_out, Z, H, W]`."
+        s, n_in = int(self.starts[i // self.per]), self.n_in
+        codes, v = self._cut(i, *self._window(s))
         # missing pixels are stored as code 0, which reads as 0 (no echo): no separate fill is needed
         for out, c in ((inputs, codes[:n_in]), (targets, codes[n_in:])):
             if self.as_codes: out.copy_(c); continue
             out.copy_(c).mul_(self._scale).add_(self._offset)   # what `decode_codes` gives, without a gather
             if self._clamp: out.clamp_(0, 1)
             out.masked_fill_(c == 0, 0.0)
-        valid.copy_(torch.from_numpy(self.cache.missing_block(s + n_in, s + t, invert=True)))
+        valid.copy_(v)
 
     def _empty(self, lead: tuple, dtype) -> torch.Tensor:
-        return _batch_tensor((*lead, *self.cache.shape[1:]), dtype)
+        return _batch_tensor((*lead, *self.item_shape), dtype)
 
     @property
     def _dtype(self): return torch.uint8 if self.as_codes else torch.float32
@@ -798,9 +1059,9 @@ class RadarWindows(Dataset):
         return _Windows([(x[k], y[k], v[k]) for k in range(b)], batch=[x, y, v])
 
     def window_times(self, i) -> np.ndarray:
-        "Times of window `i`'s scans."
-        s = int(self.starts[i])
-        return self.cache.times[s:s + self.n_in + self.n_out]
+        "Times of item `i`'s scans."
+        return self.cache.times[self.cache.window_indices(int(self.starts[i // self.per]))]
+
 
 # %% ../nbs/02_data.ipynb #8e4d6270
 def _seed_worker(worker_id):
@@ -830,9 +1091,10 @@ def prepare_from_params(params: dict) -> dict:
     "Run `prepare` with the `data:` and `prepare:` sections of a params dict."
     d, p = params.get("data", {}), params.get("prepare", {})
     keys = ("pool", "pool_space", "dbz_min", "dbz_max", "dbz_step", "n_in", "n_out", "stride", "max_gap_s", "split",
-            "min_train_windows")
+            "min_train_windows", "time_step_s", "pixel_km")
     return prepare(d.get("raw_dir", "data"), p.get("cache_dir", "cache"), field=d.get("field", "DBZ"),
-                   event_gap_s=d.get("event_gap_s", 1800), reader=read_options(d), **{k: p[k] for k in keys if k in p})
+                   event_gap_s=d.get("event_gap_s", 1800), max_missing_frac=d.get("max_missing_frac", 1.0),
+                   reader=read_options(d), **{k: p[k] for k in keys if k in p})
 
 def format_summary(report: dict) -> str:
     "A few lines for the terminal (the skips one line per kind are in the log, every file in the report)."
@@ -842,6 +1104,8 @@ def format_summary(report: dict) -> str:
              f"skipped {sk['total']} scans" + (f": {by_kind}" if sk["total"] else ""),
              f"events too short for one window: {report['events_too_short']['count']}"]
     lines += [f"  {k:<6} {len(report['split_events'][k]):>4} events {report['windows'][k]:>7} windows" for k in report["windows"]]
+    lines += [_radar_line(r) for r in report.get("radars", [])]
+    if report.get("outages"): lines.append(f"outages (scans missing over more than data.max_missing_frac): {report['outages']}, each a gap")
     return "\n".join(lines)
 
 def cli_main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,7 @@ _log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['DEFAULT_METHODS', 'pick_windows', 'Window', 'read_window', 'model_forecast', 'model_forecaster',
            'baseline_forecaster', 'Result', 'score_windows', 'headline_metrics', 'write_results', 'evaluate',
-           'bar_sentence', 'summarize', 'move_or_grow', 'cli_main']
+           'bar_sentence', 'summarize', 'move_or_grow', 'cache_mismatch', 'cli_main']
 
 # %% ../nbs/09_evaluate.ipynb #9339ccb7
 def pick_windows(
@@ -66,11 +66,10 @@ def read_window(
 ) -> Window:
     "The window's scans and missing masks from the cache."
     n_in, n_out = cache.n_in, cache.n_out
-    idx = range(int(start), int(start) + n_in + n_out)
+    idx = cache.window_indices(start)   # every scan, or every k-th of a radar faster than the model's step
     dbz = np.stack([cache.dbz(i) for i in idx])
     miss = np.stack([cache.missing(i) for i in idx])
-    return Window(int(start), cache.times[int(start):int(start) + n_in + n_out],
-                  dbz[:n_in], miss[:n_in], dbz[n_in:], miss[n_in:])
+    return Window(int(start), cache.times[idx], dbz[:n_in], miss[:n_in], dbz[n_in:], miss[n_in:])
 
 # %% ../nbs/09_evaluate.ipynb #7dc0bf4f
 def model_forecast(
@@ -137,8 +136,7 @@ def _lead_label(minutes) -> str:
 
 def _cadence_s(cache, starts) -> float:
     "Median time between consecutive scans of the windows."
-    span = cache.n_in + cache.n_out
-    d = np.concatenate([np.diff(cache.times[s:s + span]).astype(np.int64) for s in starts])
+    d = np.concatenate([np.diff(cache.times[cache.window_indices(s)]).astype(np.int64) for s in starts])
     if not len(d) or np.median(d) <= 0:
         raise ValueError(f"{cache.cache_dir}: cannot tell the scan cadence from the windows' times")
     return float(np.median(d))
@@ -171,6 +169,14 @@ def _score_one(board, cell_rows, core_rows, m, w, fc, leads_min, dx, headline_db
         core_rows.append(dict(method=m, lead_min=lead, window=w.start, core_survival=core_survival(
             w.obs[l], fc[l], core_dbz, core_radius, dx_km=dx, missing=w.obs_missing[l])))
 
+def _batches(cache, starts, size: int) -> list:
+    "Consecutive windows in batches of at most `size`, a batch never mixing radars (their grids differ)."
+    out, cur = [], []
+    for s in starts:
+        if cur and (len(cur) == size or cache.scan_radar[s] != cache.scan_radar[cur[0]]): out.append(cur); cur = []
+        cur.append(int(s))
+    return out + ([cur] if cur else [])
+
 def score_windows(
     cache,  # a `nowcast.data.Cache`
     starts,  # first-scan indices of the windows to score
@@ -198,11 +204,11 @@ def score_windows(
     cadence = _cadence_s(cache, starts)
     leads_min = [round((k + 1) * cadence / 60.0, 3) for k in range(cache.n_out)]
     board = Scoreboard(thresholds, leads_min, scales=fss_scales, echo_dbz=echo_dbz, per_level=per_level)
-    dx = float(cache.grid.dx_km)
+    dx = float(cache.grid.dx_km)   # every radar kept has the model's pixel size
     seconds = {m: 0.0 for m in forecasters}
     cell_rows, core_rows = [], []
-    for b in range(0, len(starts), max(1, int(batch_size))):
-        ws = [read_window(cache, s) for s in starts[b:b + max(1, int(batch_size))]]
+    for batch in _batches(cache, starts, max(1, int(batch_size))):
+        ws = [read_window(cache, s) for s in batch]
         for m, fcst in forecasters.items():
             t0 = time.perf_counter()
             fcs = fcst.many(ws) if hasattr(fcst, "many") else [fcst(w) for w in ws]
@@ -412,8 +418,38 @@ def _parser():
     p.add_argument("--reports-dir", default="reports", help="where metrics.json and evaluation/ go")
     return p
 
+_CACHE_KEYS = ("pool", "pool_space", "dbz_min", "dbz_max", "dbz_step", "n_in", "n_out", "stride", "max_gap_s", "split",
+               "time_step_s", "pixel_km", "min_train_windows")
+
+def cache_mismatch(params: dict  # the whole params dict
+                  ) -> str | None:
+    "None when the cache at `prepare.cache_dir` was prepared from `data.raw_dir` with these `prepare` params, else what differs."
+    d, p = params.get("data", {}) or {}, params.get("prepare", {}) or {}
+    f = Path(p.get("cache_dir", "cache")) / "index.json"
+    if not f.is_file(): return f"no prepared cache at {f.parent}"
+    import json
+    ix = json.loads(f.read_text())
+    was = Path(ix.get("report", {}).get("raw_dir", "")).resolve()
+    if "raw_dir" in d and Path(d["raw_dir"]).resolve() != was:
+        return f"the cache at {f.parent} holds {was}, not data.raw_dir {d['raw_dir']}"
+    diff = [k for k in _CACHE_KEYS if k in p and ix.get("params", {}).get(k) != p[k]]
+    if "max_missing_frac" in d and ix.get("params", {}).get("max_missing_frac") != d["max_missing_frac"]: diff.append("data.max_missing_frac")
+    return f"the cache at {f.parent} was prepared with other {', '.join(diff)}" if diff else None
+
+def _prepare_if_needed(params: dict, reports_dir) -> None:
+    "Prepare `data.raw_dir` first when the cache does not hold it (a radar the model has never seen), as `nowcast prepare` would."
+    why = cache_mismatch(params)
+    if why is None: return
+    from nowcast.data import prepare_from_params
+    _log.info("evaluate: %s; preparing %s first", why, (params.get("data") or {}).get("raw_dir"))
+    report = prepare_from_params(params)
+    if reports_dir is not None:
+        import json
+        out = Path(reports_dir) / "prepare.json"; out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(out) as tmp: Path(tmp).write_text(json.dumps(report, indent=2, default=str))
+
 def cli_main(argv: list[str] | None = None) -> int:
-    "`nowcast evaluate`: returns the exit status."
+    "`nowcast evaluate`: prepares `data.raw_dir` first when the cache does not hold it; returns the exit status."
     a = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -422,6 +458,7 @@ def cli_main(argv: list[str] | None = None) -> int:
         print(f"nowcast evaluate: {a.params}: cannot read params ({e})", file=sys.stderr); return 1
     model_path = None if str(a.model_path).lower() == "none" else a.model_path
     try:
+        _prepare_if_needed(params, a.reports_dir)
         res = evaluate(params, model_path, split=a.split, max_windows=a.max_windows, reports_dir=a.reports_dir)
     except (ValueError, FileNotFoundError) as e:
         print(f"nowcast evaluate: {e}", file=sys.stderr); return 1

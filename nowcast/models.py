@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 # %% auto #0
-__all__ = ['MODELS', 'ConvLSTMCell', 'ConvLSTM', 'ConvLSTM3DCell', 'ConvLSTM3D_Enhanced', 'advect', 'trajectories',
+__all__ = ['MODELS', 'pad_grid', 'ConvLSTMCell', 'ConvLSTM', 'ConvLSTM3DCell', 'ConvLSTM3D_Enhanced', 'advect', 'trajectories',
            'AdvectionNet', 'get_model', 'model_config', 'count_parameters', 'describe', 'activation_bytes']
 
 # %% ../nbs/03_models.ipynb #7d47dd07
@@ -40,9 +40,23 @@ def _check_window(x: torch.Tensor, n_in: int, n_levels: int, divisor: int, name:
     _, t, z, h, w = x.shape
     if t != n_in or z != n_levels:
         raise ValueError(f"{name}: expected n_in={n_in} frames of Z={n_levels} levels, got shape {tuple(x.shape)}")
-    if h % divisor or w % divisor:
-        raise ValueError(f"{name}: grid H x W = {h} x {w} (inputs shape {tuple(x.shape)}) must be divisible by {divisor}, "
-                         f"the product of the downsample strides; crop or pad the grid, or change model.downsample")
+    if h < 1 or w < 1:
+        raise ValueError(f"{name}: empty grid, inputs shape {tuple(x.shape)}")
+
+
+def pad_grid(x: torch.Tensor,  # [..., H, W]
+             divisor: int,  # pad H and W up to a multiple of this (the product of the model's strides)
+            ) -> tuple[torch.Tensor, tuple[int, int]]:
+    "`x` padded with zeros (no echo) at the north and east edges to a multiple of `divisor`, and the original (H, W)."
+    h, w = x.shape[-2:]
+    ph, pw = -h % divisor, -w % divisor
+    return (F.pad(x, (0, pw, 0, ph)) if ph or pw else x), (h, w)
+
+
+def _on_any_grid(fn, x: torch.Tensor, divisor: int) -> torch.Tensor:
+    "Run `fn` on `x` padded to the stride product and crop its output back to `x`'s grid."
+    xp, (h, w) = pad_grid(x, divisor)
+    return fn(xp)[..., :h, :w]
 
 
 def _step(fn, use_checkpoint: bool, *args):
@@ -138,8 +152,11 @@ class ConvLSTM(nn.Module):
         return (self.head(x), *out)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        "Forecast `[B, n_out, Z, H, W]` from `inputs [B, n_in, Z, H, W]`."
+        "Forecast `[B, n_out, Z, H, W]` from `inputs [B, n_in, Z, H, W]` (any H, W: padded to the stride product)."
         self.check_input(inputs)
+        return _on_any_grid(self._forward, inputs, self.divisor)
+
+    def _forward(self, inputs: torch.Tensor) -> torch.Tensor:
         b, _, z, hh, ww = inputs.shape
         states, size = [], (hh, ww)
         for h, s in zip(self.encoder, self.strides):
@@ -287,8 +304,11 @@ class ConvLSTM3D_Enhanced(nn.Module):
         return (self.head(x), *out)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        "Forecast `[B, n_out, Z, H, W]` as the last input scan plus a learned change per lead."
+        "Forecast `[B, n_out, Z, H, W]` as the last input scan plus a learned change per lead (any H, W)."
         self.check_input(inputs)
+        return _on_any_grid(self._forward, inputs, self.divisor)
+
+    def _forward(self, inputs: torch.Tensor) -> torch.Tensor:
         b, _, z, hh, ww = inputs.shape
         sizes, states = self._sizes(hh, ww), []
         for cell, size in zip(self.encoder, sizes[1:]):
@@ -396,11 +416,16 @@ class AdvectionNet(nn.Module):
         return v.float(), self.tendency(y).reshape(b, self.n_out, z, h, w).cumsum(dim=1)
 
     def motion(self, inputs: torch.Tensor) -> torch.Tensor:
-        "Displacement of each lead, `[B, n_out, 2 (x, y), H, W]` in pixels."
-        return trajectories(self._heads(inputs)[0], self.n_out)
+        "Displacement of each lead, `[B, n_out, 2 (x, y), H, W]` in pixels (any H, W)."
+        self.check_input(inputs)
+        return _on_any_grid(lambda x: trajectories(self._heads(x)[0], self.n_out), inputs, self.divisor)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        "Forecast `[B, n_out, Z, H, W]`: the last scan plus its change, moved along the flow."
+        "Forecast `[B, n_out, Z, H, W]`: the last scan plus its change, moved along the flow (any H, W)."
+        self.check_input(inputs)
+        return _on_any_grid(self._forward, inputs, self.divisor)
+
+    def _forward(self, inputs: torch.Tensor) -> torch.Tensor:
         v, s = self._heads(inputs)
         d = trajectories(v, self.n_out)
         last = inputs[:, -1].float()

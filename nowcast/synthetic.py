@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .io import NO_ECHO_DBZ, Grid, azimuthal_equidistant, write_grid_netcdf
+from .io import NO_ECHO_DBZ, Grid, atomic_write, azimuthal_equidistant, write_grid_netcdf
 
 # %% auto #0
 __all__ = ['KINDS', 'MAX_ELEVATION_DEG', 'BLOCKED_AZIMUTH_DEG', 'NOT_BUILT', 'synth_grid', 'synth_event', 'archive_files',
@@ -432,11 +433,11 @@ NOT_BUILT = "NOT_BUILT.txt"
 
 
 def _not_built(out: Path, raw_dir) -> None:
-    "The archive's folder when `data.raw_dir` is someone's own archive: a note, no scans."
-    if out.exists(): shutil.rmtree(out)
-    out.mkdir(parents=True)
-    (out / NOT_BUILT).write_text(f"The synthetic archive was not built: data.raw_dir is {raw_dir}, a user's archive.\n"
-                                 f"Set data.raw_dir to {out} to train on the synthetic archive.\n")
+    "The archive's folder when `data.raw_dir` is another archive: a note (written atomically); nothing in it is deleted."
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / NOT_BUILT) as tmp:
+        Path(tmp).write_text(f"The synthetic archive was not built: data.raw_dir is {raw_dir}, another archive.\n"
+                             f"Set data.raw_dir to {out} to train on the synthetic archive.\n")
 
 
 def cli_main(
@@ -455,6 +456,10 @@ def cli_main(
     raw_dir = params.get("data", {}).get("raw_dir")
     out = Path(args.out or syn.pop("out_dir", None) or raw_dir)
     syn.pop("out_dir", None)
+    from nowcast.archive import archive_places_error
+    if raw_dir is not None and (why := archive_places_error(raw_dir, {"synthetic.out_dir": out})):
+        print(f"synth: {why}", file=sys.stderr)
+        return 2
     if args.out is None and raw_dir is not None and Path(raw_dir).resolve() != out.resolve():
         _not_built(out, raw_dir)
         print(f"synth: data.raw_dir is {raw_dir} (not the synthetic archive's {out}): nothing to build")

@@ -389,6 +389,8 @@ class _Run:
         self.log_every_s = float(tp.get("log_every_s", 30))
         self.max_batches = int(tp.get("max_batches_per_epoch", 0) or 0)
         self.num_workers, self.keep_last = int(tp.get("num_workers", 0)), tp.get("keep_last", 2)
+        self.select_by = str(tp.get("select_by", "loss"))
+        if self.select_by not in ("loss", "csi"): raise ValueError(f"train.select_by must be loss or csi, not {self.select_by!r}")
 
 
 def _stop(phase, signum, where, path):
@@ -592,6 +594,12 @@ def _end_of_epoch(epoch, elog, world, device, raw, val_data, loss_fn, run, rank,
     train_loss = train_means.pop("loss", math.nan)
     score = val["loss"] if math.isfinite(val["loss"]) else train_loss
     schedule.epoch_end(score)
+    csi = None
+    if val["counts"] is not None:
+        from nowcast.verification import scores
+        csi = scores(val["counts"])["csi"]
+    if run.select_by == "csi" and csi is not None:  # the best checkpoint is the most skilful, not the lowest loss
+        score = -float(np.nanmean(csi)) if np.isfinite(csi).any() else math.inf
     improved = score < state["best_val"]
     if improved: state["best_val"] = score
     row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], "lr": optimizer.param_groups[0]["lr"],
@@ -599,9 +607,7 @@ def _end_of_epoch(epoch, elog, world, device, raw, val_data, loss_fn, run, rank,
            "data_wait_frac": tot[-2] / max(tot[-1], 1e-9), "skipped_batches_epoch": elog.skipped_epoch}
     row.update({f"train_{k}": v for k, v in train_means.items()})
     row.update({f"val_{k}": v for k, v in val["parts"].items()})
-    if val["counts"] is not None:
-        from nowcast.verification import scores
-        csi = scores(val["counts"])["csi"]
+    if csi is not None:
         row[f"val_{score_name}"] = float(np.nanmean(csi)) if np.isfinite(csi).any() else math.nan
         row.update({f"val_{score_name}_lead{k + 1}": float(c) for k, c in enumerate(csi)})
     row["improved"] = improved
@@ -703,8 +709,11 @@ def train_phase(params: dict, # the whole params dict (params.yaml)
     rel = lambda p: None if p in (None, "") else (Path(p) if Path(p).is_absolute() else root / p)
     cache_dir = rel(params.get("prepare", {}).get("cache_dir", "cache"))
     # uint8 codes to the device, decoded there: a quarter of the bytes through the loader and over PCIe
-    train_ds = RadarWindows(cache_dir, "train", as_codes=True)
-    val_ds = RadarWindows(cache_dir, "val", as_codes=True) if "val" in train_ds.cache.windows else None
+    tp = params["train"]
+    crops = dict(crop=int(tp.get("crop", 0) or 0), crops_per_window=int(tp.get("crops_per_window", 1) or 1),
+                 seed=int(params.get("seed", 0)))   # crops of one size from grids of any size (several radars)
+    train_ds = RadarWindows(cache_dir, "train", as_codes=True, **crops)
+    val_ds = RadarWindows(cache_dir, "val", as_codes=True, **crops) if "val" in train_ds.cache.windows else None
     if val_ds is not None: val_ds = _spread(val_ds, int(params["train"].get("max_val_windows", 0) or 0))
     _seed_everything(int(params.get("seed", 0)))   # the initial weights follow from params.seed
     model, cfg = _phase_model(params, train_ds.cache)
