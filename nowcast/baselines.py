@@ -1,5 +1,5 @@
 """The forecasts a trained model must beat: persistence, optical flow (pysteps Lucas-Kanade +
-semi-Lagrangian advection) and a TITAN-style cell extrapolation.
+semi-Lagrangian advection), S-PROG (pysteps) and a TITAN-style cell extrapolation.
 
 Docs: https://github.com/nowcast-dev/nowcast/baselines.html.md"""
 
@@ -18,7 +18,7 @@ from .cells import extrapolate, track
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['NO_ECHO_DBZ', 'METHODS', 'METHOD_LABELS', 'persistence', 'pysteps_modules', 'optical_flow', 'titan_style',
+__all__ = ['NO_ECHO_DBZ', 'METHODS', 'METHOD_LABELS', 'persistence', 'pysteps_modules', 'optical_flow', 'sprog', 'titan_style',
            'get_method']
 
 # %% ../nbs/07_baselines.ipynb #b4003d17
@@ -61,6 +61,20 @@ def pysteps_modules():
     return extrapolation, motion
 
 
+def _lk_motion(x, missing, n_motion, echo_dbz, no_echo_dbz, method):
+    "Lucas-Kanade motion (pixels per scan, [2, Y, X]) of the column maximum of the last scans; None (logged) without echo."
+    _, motion = pysteps_modules()
+    cmax = x[-max(2, n_motion):].max(axis=1)
+    if len(x) < 2 or not (cmax >= echo_dbz).any():
+        _log.warning("%s: %s; forecast is persistence", method,
+                     "fewer than 2 input scans" if len(x) < 2 else f"no echo >= {echo_dbz} dBZ in the inputs")
+        return None
+    field = np.where(cmax >= echo_dbz, cmax, no_echo_dbz).astype(np.float64)
+    if missing is not None:
+        field[np.asarray(missing, bool)[-len(field):].all(axis=1)] = np.nan
+    return motion.get_method("LK")(field, verbose=False)
+
+
 def optical_flow(
     inputs: np.ndarray,  # observed dBZ [n_in, Z, Y, X]
     n_out: int,  # number of forecast scans
@@ -73,23 +87,67 @@ def optical_flow(
     no_echo_dbz: float = NO_ECHO_DBZ,  # the no-echo value (also outside the domain after advection)
 ) -> np.ndarray:
     "Lucas-Kanade motion of the column maximum, semi-Lagrangian advection of every level."
-    extrapolation, motion = pysteps_modules()  # imported here: pysteps is slow to import
-
+    extrapolation, _ = pysteps_modules()  # imported here: pysteps is slow to import
     x = _prepare(inputs, missing, n_out, no_echo_dbz)
-    cmax = x[-max(2, n_motion):].max(axis=1)
-    if len(x) < 2 or not (cmax >= echo_dbz).any():
-        _log.warning("optical_flow: %s; forecast is persistence",
-                    "fewer than 2 input scans" if len(x) < 2 else f"no echo >= {echo_dbz} dBZ in the inputs")
+    velocity = _lk_motion(x, missing, n_motion, echo_dbz, no_echo_dbz, "optical_flow")
+    if velocity is None:
         return persistence(x, n_out, no_echo_dbz=no_echo_dbz)
-    field = np.where(cmax >= echo_dbz, cmax, no_echo_dbz).astype(np.float64)
-    if missing is not None:
-        field[np.asarray(missing, bool)[-len(field):].all(axis=1)] = np.nan
-    velocity = motion.get_method("LK")(field, verbose=False)
     advect = extrapolation.get_method("semilagrangian")
     out = np.empty((n_out,) + x.shape[1:], np.float32)
     for z in range(x.shape[1]):
         out[:, z] = advect(x[-1, z].astype(np.float64), velocity, n_out, outval=no_echo_dbz)
     return np.nan_to_num(out, nan=no_echo_dbz)
+
+# %% ../nbs/07_baselines.ipynb #95f6b9f6
+_MP_A, _MP_B = 200.0, 1.6  # Marshall-Palmer Z = a R^b: dBZ <-> dBR for S-PROG (the result does not depend on them)
+
+
+def _to_dbr(dbz):
+    return (np.asarray(dbz, np.float64) - 10.0 * np.log10(_MP_A)) / _MP_B
+
+
+def _cascade_levels(shape, wanted: int) -> int:
+    "Cascade levels for a grid: one per octave of its smaller side, at most `wanted`, at least 3 (pysteps' minimum)."
+    return int(max(3, min(int(wanted), int(np.log2(min(shape))))))
+
+
+def sprog(
+    inputs: np.ndarray,  # observed dBZ [n_in, Z, Y, X]; the last `ar_order + 1` scans drive the AR model
+    n_out: int,  # number of forecast scans
+    *,
+    missing: np.ndarray | None = None,  # bool like inputs, True = not observed
+    dx_km: float | None = None,  # unused: motion is in pixels per scan
+    cadence_s: float | None = None,  # unused: leads are whole scans
+    n_motion: int = 3,  # input scans used for the motion estimate (>= 2)
+    echo_dbz: float = 10.0,  # below this a pixel is no rain (S-PROG's precipitation threshold) and no echo for the motion
+    n_cascade_levels: int = 6,  # spatial scales of the cascade (fewer on grids too small for them)
+    ar_order: int = 2,  # order of each scale's autoregressive model (fewer when there are fewer input scans)
+    no_echo_dbz: float = NO_ECHO_DBZ,  # the no-echo value (also outside the domain after advection)
+) -> np.ndarray:
+    "S-PROG (pysteps): Lucas-Kanade motion of the column maximum, a cascade of AR processes per level in dBR, advected."
+    import contextlib, io
+    from pysteps.nowcasts import sprog as _sprog  # after pysteps_modules: pysteps is imported (quietly) by then
+    x = _prepare(inputs, missing, n_out, no_echo_dbz)
+    velocity = _lk_motion(x, missing, n_motion, echo_dbz, no_echo_dbz, "sprog")
+    if velocity is None:
+        return persistence(x, n_out, no_echo_dbz=no_echo_dbz)
+    order = min(int(ar_order), len(x) - 1)
+    levels = _cascade_levels(x.shape[2:], n_cascade_levels)
+    out = np.full((n_out,) + x.shape[1:], np.float32(no_echo_dbz))
+    for z in range(x.shape[1]):
+        level = x[-(order + 1):, z]
+        if not (level >= echo_dbz).any():
+            continue  # no echo on this level: it stays empty
+        dbr = np.where(level >= echo_dbz, _to_dbr(level), _to_dbr(no_echo_dbz))
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # S-PROG prints its settings and progress
+                fc = _sprog.forecast(dbr, velocity, int(n_out), precip_thr=float(_to_dbr(echo_dbz)),
+                                     n_cascade_levels=levels, ar_order=order)
+        except RuntimeError as err:  # 'nonstationary AR(p) process': a rigidly moving field, nothing to damp
+            _log.warning("sprog: level %d: %s; forecast is the optical-flow extrapolation", z, err)
+            return optical_flow(x, n_out, n_motion=n_motion, echo_dbz=echo_dbz, no_echo_dbz=no_echo_dbz)
+        out[:, z] = np.nan_to_num(fc * _MP_B + 10.0 * np.log10(_MP_A), nan=no_echo_dbz)
+    return out
 
 # %% ../nbs/07_baselines.ipynb #6d1123e5
 def _place_cell(cube, foot, c_now, c_fc, scale, no_echo_dbz):
@@ -141,11 +199,12 @@ def titan_style(
     return out
 
 # %% ../nbs/07_baselines.ipynb #dcb3ae86
-METHODS = {"persistence": persistence, "optical_flow": optical_flow, "titan_style": titan_style}
-METHOD_LABELS = {"persistence": "persistence", "optical_flow": "optical flow (pysteps)", "titan_style": "TITAN-style"}
+METHODS = {"persistence": persistence, "optical_flow": optical_flow, "sprog": sprog, "titan_style": titan_style}
+METHOD_LABELS = {"persistence": "persistence", "optical_flow": "optical flow (pysteps)", "sprog": "S-PROG (pysteps)",
+                 "titan_style": "TITAN-style"}
 
 def get_method(
-    name: str,  # "persistence", "optical_flow" or "titan_style"
+    name: str,  # "persistence", "optical_flow", "sprog" or "titan_style"
 ):
     "The forecast function registered under `name`."
     try:
