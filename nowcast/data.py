@@ -38,8 +38,9 @@ __all__ = ['SKIP_KINDS', 'Skips', 'find_scans', 'scan_time', 'Event', 'group_eve
            'empty_split_warnings', 'source_cadence_s', 'step_scans', 'window_starts', 'pool_scan', 'check_quantisation',
            'quantize', 'dequantize', 'normalize', 'denormalize', 'code_table', 'decode_codes', 'grid_to_dict',
            'grid_from_dict', 'pool_grid', 'GridGroup', 'grid_groups', 'pick_grid', 'describe_grid', 'grid_words',
-           'grid_summary', 'keep_model_grids', 'prepare', 'Cache', 'load_cache', 'collate_windows', 'crop_weights',
-           'pick_crop', 'RadarWindows', 'make_loader', 'prepare_from_params', 'format_summary', 'cli_main']
+           'grid_summary', 'source_credit', 'keep_model_grids', 'prepare', 'Cache', 'load_cache', 'collate_windows',
+           'crop_weights', 'pick_crop', 'RadarWindows', 'make_loader', 'prepare_from_params', 'format_summary',
+           'cli_main']
 
 # %% ../nbs/02_data.ipynb #a3a605f9
 SKIP_KINDS = {**SCAN_ERROR_KINDS,  # what each kind of skip means, in words
@@ -474,6 +475,15 @@ def _radar_name(events: list, k: int, n_groups: int, root_name: str) -> str:
     if len(tops) == 1 and (n_groups > 1 or len(events) == 1): return tops.pop()
     return root_name if n_groups == 1 else f"radar {k + 1}"
 
+def source_credit(path  # a scan file
+                 ) -> dict:
+    "Who made a radar's data: the file's global `institution` (the agency) and `source` (network or radar), where it has them."
+    import netCDF4
+    try:
+        with netCDF4.Dataset(path) as ds:
+            return {k: str(ds.getncattr(k)) for k in ("institution", "source") if k in ds.ncattrs()}
+    except OSError: return {}
+
 def _model_grid(groups: list[GridGroup], pixel_km: float | None) -> tuple[float, int]:
     "The pixel size (km) and number of levels the model is trained for: `pixel_km`, else those of the grid most scans share."
     main = pick_grid(groups).grid
@@ -506,6 +516,11 @@ def keep_model_grids(events: list,  # `Event`s from `group_events`
         for p in g.paths: skips.add(p, "grid_mismatch", f"{p}: {why}")
     fits = [g for g in fits if g not in mirrored]
     where = {p: k for k, g in enumerate(fits) for p in g.paths}
+    grouped = {p for g in groups for p in g.paths}
+    for e in events:  # a file whose header could not be read stays with its event's radar: reading it names its fault later
+        k = next((where[p] for p in e.paths if p in where), 0)
+        for p in e.paths:
+            if p not in grouped: where[p] = k
     out, lines, radars = [], [], []
     for k, g in enumerate(fits):
         evs = []
@@ -515,7 +530,7 @@ def keep_model_grids(events: list,  # `Event`s from `group_events`
                 name = e.name if keep.all() or len(fits) == 1 else f"{e.name}@{k + 1}"
                 evs.append(Event(name, [p for p, m in zip(e.paths, keep) if m], e.times[keep], radar=k))
         name = _radar_name(evs, k, len(fits), root_name)
-        radars.append({"name": name, **describe_grid(g.grid), "scans": len(g.paths)})
+        radars.append({"name": name, **describe_grid(g.grid), "scans": len(g.paths), **source_credit(g.paths[0])})
         lines.append(f"radar {name}: kept grid {_group_words(g)}: {len(g.paths)} scans")
         out += evs
     skipped = []
@@ -523,7 +538,8 @@ def keep_model_grids(events: list,  # `Event`s from `group_events`
         if any(g is h for h in fits + mirrored): continue
         why = _grid_fits(g.grid, px, nz)
         for p in g.paths: skips.add(p, "pixel_size", f"{p}: grid {_group_words(g)}: {why}")
-        skipped.append({**describe_grid(g.grid), "scans": len(g.paths), "first_file": str(g.paths[0]), "why": why})
+        skipped.append({**describe_grid(g.grid), "scans": len(g.paths), "first_file": str(g.paths[0]), "why": why,
+                        "name": _radar_name([e for e in events if g.paths[0] in e.paths], 0, 2, "radar"), **source_credit(g.paths[0])})
         lines.append(f"skipped {len(g.paths)} scans on grid {_group_words(g)} (first: {g.paths[0]}): {why}")
     for g in mirrored:
         skipped.append({**describe_grid(g.grid), "scans": len(g.paths), "first_file": str(g.paths[0]), "why": "axis stored reversed"})
@@ -610,7 +626,7 @@ def _time_split(evs, times, fractions, span_of):
     bounds, i = {}, 0
     for k, c in counts.items():
         bounds[k] = (times[idx[i]] if c else None, times[idx[min(i + c, len(idx)) - 1]] if c else None); i += c
-    out, names = {k: [] for k in fractions}, {k: [] for k in fractions}
+    out, names = {k: [] for k in _split_order(fractions)}, {k: [] for k in _split_order(fractions)}
     for name, a, b, r, every, ws in evs:
         for k, (t0, t1) in bounds.items():
             if t0 is None: continue
@@ -623,7 +639,8 @@ def _windows_by_split(kept_events, times, fractions, n_in, n_out, stride, max_ga
     "Windows (global first-scan indices) per split, per radar in time order, the event split, the events too short, and each event's scan step."
     times = np.asarray(times, "datetime64[s]")
     span_of = lambda every: (n_in + n_out - 1) * every
-    windows, names, too_short, steps = {k: [] for k in fractions}, {k: [] for k in fractions}, [], []
+    order = _split_order(fractions)
+    windows, names, too_short, steps = {k: [] for k in order}, {k: [] for k in order}, [], []
     need = sum(f > 0 for f in fractions.values())
     for r in sorted({e[3] for e in kept_events}):
         evs = []
@@ -631,14 +648,14 @@ def _windows_by_split(kept_events, times, fractions, n_in, n_out, stride, max_ga
             every, ws = _event_windows(times, a, b, n_in=n_in, n_out=n_out, stride=stride, max_gap_s=max_gap_s,
                                        time_step_s=time_step_s)
             (evs if len(ws) else too_short).append((name, a, b, r, every, ws))
-        if len(evs) >= need or len(evs) == 0:  # whole events, chronologically (no time is shared between splits)
-            split = split_events([Event(e[0], [], times[e[1]:e[2]]) for e in evs], fractions)
-            by_name = {e[0]: e for e in evs}
-            for k, es in split.items():
-                windows[k] += [by_name[e.name][1] + by_name[e.name][5] for e in es]; names[k] += [e.name for e in es]
-        else:  # a radar with fewer events than splits (one long composite record): cut it in time
-            w, n = _time_split(evs, times, fractions, span_of)
-            for k in fractions: windows[k] += w[k]; names[k] += n[k]
+        split = split_events([Event(e[0], [], times[e[1]:e[2]]) for e in evs], fractions)
+        by_name = {e[0]: e for e in evs}
+        w = {k: [by_name[e.name][1] + by_name[e.name][5] for e in es] for k, es in split.items()}
+        n = {k: [e.name for e in es] for k, es in split.items()}
+        if 0 < len(evs) < need:  # fewer events than splits (one long composite record): cut it in time if that fills more splits
+            wt, nt = _time_split(evs, times, fractions, span_of)
+            if sum(any(len(x) for x in v) for v in wt.values()) > sum(bool(v) for v in w.values()): w, n = wt, nt
+        for k in order: windows[k] += w.get(k, []); names[k] += n.get(k, [])
     for name, a, b, r in kept_events:
         steps.append(step_scans(source_cadence_s(times[a:b]), time_step_s))
     windows = {k: np.sort(np.concatenate(v)) if v else np.zeros(0, np.int64) for k, v in windows.items()}

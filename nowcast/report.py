@@ -19,8 +19,8 @@ from .cells import move_or_grow_words
 from .io import atomic_write
 
 # %% auto #0
-__all__ = ['PHASES', 'data_section', 'training_section', 'verdict', 'evaluation_section', 'forecast_section', 'run_summary',
-           'cli_main']
+__all__ = ['PHASES', 'data_section', 'radar_lines', 'training_section', 'verdict', 'threshold_tables', 'evaluation_section',
+           'forecast_section', 'run_summary', 'cli_main']
 
 # %% ../nbs/13_report.ipynb #24986c28
 PHASES = ("phase1", "phase2", "phase3")
@@ -44,7 +44,25 @@ def data_section(reports: Path) -> list[str]:
              f"{rep['skips']['total']} scans skipped, {rep['events_too_short']['count']} events too short for a window.", "",
              "| split | events | windows |", "|---|---|---|"]
     lines += [f"| {s} | {len(ev)} | {rep['windows'][s]} |" for s, ev in rep["split_events"].items()]
-    return lines
+    return lines + radar_lines(rep)
+
+def radar_lines(rep: dict  # prepare.json
+               ) -> list[str]:
+    "Which radars the run used, with their source agency, and what each kept and skipped."
+    radars, skipped = rep.get("radars") or [], (rep.get("grids") or {}).get("skipped") or []
+    if len(radars) < 2 and not skipped and not any(r.get("institution") for r in radars): return []
+    out = ["", "| radar | source | grid (y x), pixel | cadence | scans kept | windows train / val / test | skipped |",
+           "|---|---|---|---|---|---|---|"]
+    for r in radars:
+        w = " / ".join(str(r["windows"].get(k, 0)) for k in ("train", "val", "test"))
+        sk = ", ".join(f"{k} {n}" for k, n in r["skipped"].items()) or "-"
+        cad = f"{r['cadence_s'] / 60:g} min" if r.get("cadence_s") else "-"
+        out.append(f"| {r['name']} | {r.get('institution') or '-'} | {r['shape'][1]} x {r['shape'][2]}, {r['dx_km']:g} | "
+                   f"{cad} | {r['scans_kept']} of {r['scans']} | {w} | {sk} |")
+    for g in skipped:
+        out.append(f"| {g.get('name') or g['first_file']} | {g.get('institution') or '-'} | {g['shape'][1]} x {g['shape'][2]}, "
+                   f"{g['dx_km']:g} | - | 0 of {g['scans']} | - | {g.get('why')} |")
+    return out
 
 # %% ../nbs/13_report.ipynb #7ce0fe33
 def training_section(reports: Path) -> list[str]:
@@ -80,6 +98,22 @@ def verdict(rows: list[dict], # the CSI-by-lead table: lead_min and one column p
     return out
 
 # %% ../nbs/13_report.ipynb #4fd64a9d
+def threshold_tables(scores_csv: Path,  # evaluation/scores.csv
+                     methods: list,  # columns, in order
+                     thresholds=(20, 40),  # besides the headline's 35
+                    ) -> list[str]:
+    "CSI per lead at other thresholds (light rain, heavy cores) for every method, from scores.csv."
+    if not scores_csv.exists(): return []
+    with scores_csv.open() as f: rows = [r for r in csv.DictReader(f) if r["field"] == "cmax"]
+    out = []
+    for thr in thresholds:
+        sel = {(r["method"], float(r["lead_min"])): float(r["csi"]) for r in rows if float(r["threshold_dbz"]) == thr}
+        leads = sorted({l for _, l in sel})
+        if not leads: continue
+        out += ["", f"CSI at {thr} dBZ:", "", "| lead (min) | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+        out += [f"| {l:.0f} | " + " | ".join(_fmt(sel.get((m, l))) for m in methods) + " |" for l in leads]
+    return out
+
 def evaluation_section(reports: Path) -> list[str]:
     "CSI at 35 dBZ per lead for every method, and seconds per window."
     table, metrics = reports / "evaluation/csi35_by_lead.csv", _read_json(reports / "metrics.json")
@@ -90,6 +124,7 @@ def evaluation_section(reports: Path) -> list[str]:
              "| lead (min) | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
     lines += [f"| {float(r['lead_min']):.0f} | " + " | ".join(_fmt(float(r[m])) for m in methods) + " |" for r in rows]
     lines += ["", *verdict(rows, metrics)]
+    lines += threshold_tables(reports / "evaluation/scores.csv", methods)
     lines += ["", "| method | mean CSI@35 | FSS@35 | MAE (dBZ) | s per window |", "|---|---|---|---|---|"]
     lines += [f"| {m} | {_fmt(v.get('csi35_mean'))} | {_fmt(v.get('fss35'))} | {_fmt(v.get('mae'), 2)} | "
               f"{_fmt(v.get('s_per_window'), 4)} |" for m, v in metrics.items()]

@@ -162,23 +162,41 @@ def two_grid_archive(tmp_path):
     return raw
 
 
-def test_two_grids_keep_the_grid_of_most_scans_and_say_so_once_per_grid(two_grid_archive, tmp_path, caplog):
+def test_two_grids_of_two_pixel_sizes_keep_the_models_and_say_so_once_per_grid(two_grid_archive, tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="nowcast.data"):
         report = prepare(two_grid_archive, tmp_path / "cache", split={"train": 0.34, "val": 0.33, "test": 0.33})
-    grid_lines = [r.getMessage() for r in caplog.records if "grid" in r.getMessage()]
+    grid_lines = [r.getMessage() for r in caplog.records if " grid " in r.getMessage()]
     assert len(grid_lines) == 2, grid_lines  # one per grid, not one per skipped file
-    assert grid_lines[0].startswith("kept grid 2x8x8 (z, y, x), spacing 1 x 1 km, origin 40.5, -104.76")
-    assert grid_lines[0].endswith(": 48 scans (the grid most scans share)")
+    assert grid_lines[0].startswith("radar raw: kept grid 2x8x8 (z, y, x), spacing 1 x 1 km, origin 40.5, -104.76")
+    assert grid_lines[0].endswith(": 48 scans")
     assert grid_lines[1].startswith("skipped 40 scans on grid 2x8x8 (z, y, x), spacing 2 x 2 km, origin 39.87, -104.76")
+    assert grid_lines[1].endswith("pixel 2 x 2, the model's 1 x 1")   # the model's pixel: the grid most scans share
     assert (report["scans"], report["events"]) == (48, 3)
-    assert report["skips"]["by_kind"] == {"grid_mismatch": 40}
+    assert report["skips"]["by_kind"] == {"pixel_size": 40}
     assert all(f["reason"].startswith(f["file"]) for f in report["skips"]["files"])
     kept, skipped = report["grids"]["kept"], report["grids"]["skipped"]
     assert (kept["shape"], kept["dx_km"], kept["origin"], kept["scans"]) == ([2, 8, 8], 1.0, [40.5, -104.76], 48)
     assert [(s["shape"], s["dx_km"], s["origin"], s["scans"]) for s in skipped] == [([2, 8, 8], 2.0, [39.87, -104.76], 40)]
-    assert report["warnings"][:2] == report["grids"]["summary"]
+    assert report["warnings"][0] == grid_lines[1]
     cache = load_cache(tmp_path / "cache")
     assert cache.raw_grid.dx_km == 1.0 and cache.event_names == ["radar_b_0", "radar_b_1", "radar_b_2"]
+
+
+def test_two_radars_of_one_pixel_size_are_both_kept_and_split_each_in_time(tmp_path):
+    """Training on several radars is the normal case: two grids of the same pixel, each one long record, each cut in
+    time into train / val / test; windows never cross radars and no split shares a time of the same radar."""
+    raw = tmp_path / "raw"
+    write_flat(raw / "north" / "20240601", times(T0, 40), g=grid(dx=1.0, lat=40.5), seed=1)
+    write_flat(raw / "south" / "20240601", times(T0, 40), g=grid(dx=1.0, lat=38.0), seed=2)
+    report = prepare(raw, tmp_path / "cache", n_in=4, n_out=3, split={"train": 0.5, "val": 0.25, "test": 0.25})
+    assert [(r["name"], r["scans_kept"]) for r in report["radars"]] == [("north", 40), ("south", 40)]
+    cache = load_cache(tmp_path / "cache")
+    for r in (0, 1):
+        spans = {k: [cache.times[cache.window_indices(s)] for s in w if cache.scan_radar[s] == r] for k, w in cache.windows.items()}
+        assert all(spans[k] for k in spans), {k: len(v) for k, v in spans.items()}
+        assert max(t[-1] for t in spans["train"]) < min(t[0] for t in spans["val"])
+        assert max(t[-1] for t in spans["val"]) < min(t[0] for t in spans["test"])
+    assert all(len(set(cache.scan_radar[cache.window_indices(s)])) == 1 for w in cache.windows.values() for s in w)
 
 
 def test_one_grid_is_said_once_without_a_warning(tmp_path, caplog):
@@ -216,7 +234,7 @@ def test_an_empty_split_is_a_warning_with_the_counts(tmp_path, capsys, caplog):
 def test_prepare_on_a_users_folder_from_the_command_line(tmp_path):
     """Plain-CF files in LROSE's flat layout (day folders, no event folders), linked one day folder at a time
     into the user's folder, with a day of another radar: `nowcast prepare` with data.raw_dir pointing there
-    works, splits the events by gap (one crosses midnight) and says once which grid it kept."""
+    works, splits the events by gap (one crosses midnight) and says once per grid what it kept and skipped."""
     store = tmp_path / "elsewhere"
     for k, start in enumerate(("2024-06-01T23:40:00", "2024-06-03T12:00:00", "2024-06-05T12:00:00")):
         for j, t in enumerate(times(start, 16)):
@@ -239,8 +257,8 @@ def test_prepare_on_a_users_folder_from_the_command_line(tmp_path):
     report = json.loads((tmp_path / "reports" / "prepare.json").read_text())
     assert (report["scans_found"], report["scans"], report["events"]) == (53, 48, 3)
     assert report["split_events"] == {"train": ["20240601"], "val": ["20240603"], "test": ["20240605"]}
-    assert report["skips"]["by_kind"] == {"grid_mismatch": 5} and report["empty_splits"] == []
-    grid_lines = [line for line in res.stderr.splitlines() if "grid" in line]  # the terminal: once per grid
+    assert report["skips"]["by_kind"] == {"pixel_size": 5} and report["empty_splits"] == []
+    grid_lines = [line for line in res.stderr.splitlines() if " grid " in line]  # the terminal: once per grid
     assert len(grid_lines) == 2, res.stderr
     assert "kept grid 2x8x8 (z, y, x), spacing 2 x 2 km" in grid_lines[0] and ": 48 scans" in grid_lines[0]
     assert "skipped 5 scans on grid 2x8x8 (z, y, x), spacing 1 x 1 km" in grid_lines[1]
