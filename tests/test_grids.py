@@ -154,3 +154,54 @@ def test_passes_the_cf_compliance_checker(written, name, tmp_path):
     assert not errored
     assert [m for m in msgs if m not in checker_bug] == []
     assert passed or (name == "mercator" and set(msgs) <= checker_bug)
+
+
+# --- a forecast carries its input's grid mapping -------------------------------------------------------
+
+FC_PARAMS = {"data": {"field": "DBZ"}, "prepare": {"pool": 2, "pool_space": "dbz", "dbz_min": -10.0, "dbz_max": 70.0,
+                                                  "dbz_step": 0.5, "n_in": 4, "n_out": 2, "max_gap_s": 450}}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    "A tiny checkpoint following the training contract (random weights)."
+    import torch
+    from nowcast.models import get_model
+    torch.manual_seed(0)
+    kwargs = dict(n_levels=2, n_in=4, n_out=2, hidden=[4, 4], groups=1)
+    model = get_model("ConvLSTM3D_Enhanced", **kwargs)
+    path = tmp_path_factory.mktemp("ckpt") / "phase3_best.pt"
+    torch.save({"model": model.state_dict(), "model_config": {"name": "ConvLSTM3D_Enhanced", "kwargs": kwargs},
+                "params": FC_PARAMS, "phase": "phase3", "epoch": 1, "step": 1, "best_val": 0.0}, path)
+    return path
+
+
+def input_scans(folder, grid: Grid) -> list:
+    "Four scans, 5 minutes apart, of a moving blob on `grid`, in LROSE's day-folder layout."
+    yy, xx = np.mgrid[:grid.shape[1], :grid.shape[2]]
+    paths = []
+    for k in range(4):
+        t = np.datetime64("2010-08-26T00:00:00", "s") + np.timedelta64(300 * k, "s")
+        blob = 45.0 * np.exp(-(((xx - 3 - k) / 2.0) ** 2 + ((yy - 8) / 2.0) ** 2))
+        dbz = np.repeat(np.where(blob > 5, blob, -10.0)[None], grid.shape[0], 0).astype(np.float32)
+        paths.append(write_grid_netcdf(folder / "20100826" / f"00{5 * k:02d}00.nc", dbz, None, t, grid))
+    return paths
+
+
+@pytest.mark.parametrize("name", ["polar_stereographic", "latitude_longitude"])
+@pytest.mark.parametrize("upsample", [True, False])
+def test_forecast_carries_its_input_grid_mapping(checkpoint, tmp_path, name, upsample):
+    from nowcast.predict import predict
+    small = case_grid(name)
+    step = 0.01 if name == "latitude_longitude" else 1.0
+    grid = Grid(small.x_km[0] + np.arange(16) * step, small.y_km[0] + np.arange(16) * step, small.z_km, small.projection)
+    scans = input_scans(tmp_path / "raw", grid)
+    files = predict(checkpoint, scans[0].parent, tmp_path / "fc", upsample=upsample, device="cpu")
+    assert len(files) == 2
+    with netCDF4.Dataset(scans[-1]) as src, netCDF4.Dataset(files[-1]) as fc:
+        a, b = (ds[ds["DBZ"].grid_mapping] for ds in (src, fc))
+        assert same_attrs({k: a.getncattr(k) for k in a.ncattrs()}, {k: b.getncattr(k) for k in b.ncattrs()})
+        assert (fc["x0"].units, fc["y0"].units) == (src["x0"].units, src["y0"].units)
+    back = read_scan(files[-1])
+    assert back.grid.projection["grid_mapping_name"] == name
+    assert back.grid.matches(grid if upsample else grid.pooled(2))
