@@ -17,9 +17,9 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['EARTH_RADIUS_KM', 'KM_PER_DEG', 'PROJECTIONS', 'ANY_OF', 'CF_ALSO', 'EARTH_SHAPE', 'OFFSETS', 'PARALLELS',
-           'GridError', 'projection_number', 'check_projection', 'azimuthal_equidistant', 'Grid', 'check_domain',
-           'crs_of', 'lonlat', 'cf_grid_mapping', 'sphere_offset_km', 'grid_from_pysteps', 'rows_south_first',
-           'cartopy_crs', 'map_scale']
+           'GridError', 'attr_numbers', 'projection_number', 'check_projection', 'azimuthal_equidistant', 'Grid',
+           'check_domain', 'crs_of', 'lonlat', 'check_grid', 'cf_grid_mapping', 'sphere_offset_km', 'grid_from_pysteps',
+           'rows_south_first', 'cartopy_crs', 'map_scale']
 
 # %% ../nbs/00a_grids.ipynb #9e63761a
 EARTH_RADIUS_KM = 6371.0  # the sphere LROSE computes on when a file gives no earth_radius (Pjg::EradKm)
@@ -64,7 +64,7 @@ OFFSETS = ("false_easting", "false_northing")  # in the units of x and y
 PARALLELS = {"lambert_conformal_conic": (1, 2), "albers_conical_equal_area": (1, 2)}  # how many standard_parallel values
 
 # %% ../nbs/00a_grids.ipynb #be933db7
-def _numbers(value) -> np.ndarray | None:
+def attr_numbers(value) -> np.ndarray | None:
     "An attribute's value as a 1-D float64 array, or None when it is text or not numeric."
     if isinstance(value, (str, bytes)):
         return None
@@ -91,7 +91,7 @@ def projection_number(
     name = proj.get("grid_mapping_name")
     if key not in proj:
         raise GridError(f"projection {name} lacks {key}")
-    v = _numbers(proj[key])
+    v = attr_numbers(proj[key])
     if v is None or v.size not in n or not np.all(np.isfinite(v)):
         raise GridError(f"projection {name}: {key} is {proj[key]!r}, not {' or '.join(map(str, n))} finite number(s)")
     meaning = _meaning(key)
@@ -116,7 +116,7 @@ def check_projection(
     for key in (*ANY_OF.get(name, ()), *CF_ALSO.get(name, ()), *EARTH_SHAPE, *OFFSETS):
         if key in proj and key not in PROJECTIONS[name]:
             projection_number(proj, key)
-    if name == "polar_stereographic" and abs(float(_numbers(proj["latitude_of_projection_origin"])[0])) != 90.0:
+    if name == "polar_stereographic" and abs(float(attr_numbers(proj["latitude_of_projection_origin"])[0])) != 90.0:
         raise GridError(f"projection polar_stereographic: latitude_of_projection_origin is "
                         f"{proj['latitude_of_projection_origin']!r}, not a pole (+90 or -90)")
     return proj
@@ -243,7 +243,7 @@ def check_domain(
                             f"{units}); a radar domain lies within {max_extent_km:g} km of its centre (corrupt coordinates, "
                             "or wrong units?)", "bad_coordinates")
     lon, lat = _to_lonlat(_crs_key(proj), np.array([x[0], x[-1], x[0], x[-1]]), np.array([y[0], y[0], y[-1], y[-1]]))
-    if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat)) and np.all(np.abs(lat) <= 90.0)):
+    if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat)) and np.all(np.abs(lat) <= 90.0) and np.all(np.abs(lon) <= 360.0)):
         raise GridError(f"the grid's corners (x {x.min():.4g} to {x.max():.4g}, y {y.min():.4g} to {y.max():.4g} {units}) do "
                         f"not all map to a place on the earth in projection {proj.get('grid_mapping_name')} (latitudes "
                         f"{np.round(lat, 2).tolist()}); corrupt coordinates, or a projection that does not match them?",
@@ -304,6 +304,33 @@ def lonlat(
     "Longitude and latitude (degrees) of every pixel centre, each `[Y, X]`."
     x, y = np.meshgrid(grid.x_km, grid.y_km)
     return _to_lonlat(_crs_key(check_projection(grid.projection)), x, y)
+
+# %% ../nbs/00a_grids.ipynb #b04049b2
+def check_grid(
+    x: np.ndarray,  # x pixel centres (km, or degrees east on a lat/lon grid)
+    y: np.ndarray,  # y pixel centres (km, or degrees north)
+    proj: dict,  # grid-mapping attributes, as in the file
+    max_extent_km: float,  # how far a radar domain may reach from its centre
+    xy_km: float = 1.0,  # km per unit of the file's x/y (the offsets' units), 1 for degrees
+    xy_units: str = "km",  # 'km' or 'degrees' (the file's x/y units, as read)
+) -> dict:
+    "The checked projection of a grid whose x/y are given; `GridError` naming what is wrong."
+    check_projection(proj)
+    name = proj["grid_mapping_name"]
+    if (xy_units == "degrees") != (name == "latitude_longitude"):
+        raise GridError(f"x/y are in {xy_units} but the projection is {name}: "
+                        + ("a lat/lon grid needs x/y in degrees" if name == "latitude_longitude" else
+                           "degrees go with grid_mapping_name latitude_longitude"), "bad_coordinates")
+    fe, fn = (float(projection_number(proj, k)[0]) * xy_km if k in proj else 0.0 for k in OFFSETS)
+    if name == "azimuthal_equidistant":
+        dx, dy = abs(x[1] - x[0]), abs(y[1] - y[0])
+        if not (x.min() - dx <= fe <= x.max() + dx and y.min() - dy <= fn <= y.max() + dy):
+            lat, lon = (float(projection_number(proj, k)[0]) for k in PROJECTIONS[name])
+            raise GridError(f"the radar (projection origin {lat:g}, {lon:g} at x = {fe:g}, y = {fn:g} km) lies outside the "
+                            f"grid (x {x.min():.4g} to {x.max():.4g} km, y {y.min():.4g} to {y.max():.4g} km); a radar "
+                            "grid holds its radar: shifted or corrupt coordinates?", "bad_coordinates")
+    check_domain(x, y, proj, max_extent_km)
+    return proj
 
 # %% ../nbs/00a_grids.ipynb #e2988ba4
 def _plain(v):

@@ -28,10 +28,10 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['NO_ECHO_DBZ', 'FILL_SHORT', 'DBZ_SCALE', 'TIME_UNITS', 'DBZ_RANGE', 'MAX_EXTENT_KM', 'LEVEL_RANGE_KM',
-           'EARLIEST_SCAN', 'READ_TIMEOUT_S', 'READ_WORKERS', 'SCAN_ERROR_KINDS', 'ScanError', 'atomic_write', 'Grid',
-           'azimuthal_equidistant', 'Scan', 'scan_time_from_name', 'read_scan', 'read_scan_time', 'read_scan_layout',
-           'read_scan_grid', 'write_grid_netcdf', 'ReaderPool', 'read_many', 'read_scans', 'read_scan_times',
-           'read_options', 'is_day_folder', 'is_scan_file', 'day_scans', 'first_before', 'latest']
+           'EARLIEST_SCAN', 'READ_TIMEOUT_S', 'READ_WORKERS', 'SCAN_ERROR_KINDS', 'ScanError', 'atomic_write', 'Scan',
+           'scan_time_from_name', 'read_scan', 'read_scan_time', 'read_scan_layout', 'read_scan_grid',
+           'write_grid_netcdf', 'ReaderPool', 'read_many', 'read_scans', 'read_scan_times', 'read_options',
+           'is_day_folder', 'is_scan_file', 'day_scans', 'first_before', 'latest', 'Grid', 'azimuthal_equidistant']
 
 # %% ../nbs/00_io.ipynb #dfcb1afc
 NO_ECHO_DBZ = -32.0  # the dBZ value given to missing pixels in `Scan.dbz` (below any echo; use `Scan.missing` to tell them apart)
@@ -39,7 +39,7 @@ FILL_SHORT = -32768  # `_FillValue` of the short-packed field we write
 DBZ_SCALE = 0.01  # packing step of the field we write (dBZ per count)
 TIME_UNITS = "seconds since 1970-01-01T00:00:00Z"  # the only time units TITAN reads correctly
 DBZ_RANGE = (-40.0, 95.0)  # reflectivity a weather radar can report (dBZ); a scan with values outside is refused
-MAX_EXTENT_KM = 2000.0  # how far a radar grid's x/y may reach from the projection origin (km)
+MAX_EXTENT_KM = 2000.0  # how far a radar domain may reach from its centre (km): farther is corrupt coordinates
 LEVEL_RANGE_KM = (-1.0, 40.0)  # heights a level of a radar volume may have (km)
 EARLIEST_SCAN = np.datetime64("1990-01-01T00:00:00", "s")  # an earlier scan time means a broken time variable
 READ_TIMEOUT_S = 30.0  # default time limit of one file's read in `read_scans`
@@ -54,8 +54,8 @@ SCAN_ERROR_KINDS = {  # what each `ScanError.kind` means, in words
     "non_finite": "NaN or infinite reflectivity not marked as missing",
     "out_of_range": "reflectivity outside the physical range",
     "bad_levels": "height levels missing, not finite, repeated or out of order",
-    "bad_coordinates": "x/y coordinates missing, irregular, or beyond a radar's reach",
-    "bad_projection": "projection missing or not understood",
+    "bad_coordinates": "x/y coordinates missing, irregular, wider than a radar domain, or off the earth",
+    "bad_projection": "projection missing, not understood, or lacking what it needs",
     "bad_time": "scan time missing, unreadable or impossible",
     "bad_input": "not usable for another reason",
 }
@@ -99,82 +99,9 @@ def atomic_write(
         raise
 
 # %% ../nbs/00_io.ipynb #c9f158f0
-_PROJECTION_IGNORE = {"long_name", "comment", "_FillValue"}
+from .grids import Grid, GridError, attr_numbers as _numbers, azimuthal_equidistant, check_grid
 
-
-def _same_value(a, b) -> bool:
-    if isinstance(a, str) or isinstance(b, str):
-        return str(a) == str(b)
-    return bool(np.allclose(np.asarray(a, float), np.asarray(b, float), rtol=0, atol=1e-6))
-
-
-@dataclass(eq=False)
-class Grid:
-    "Coordinates (km) and projection of a radar grid; arrays are `[Z, Y, X]` with y increasing northward."
-
-    x_km: np.ndarray  # 1-D, regular, increasing
-    y_km: np.ndarray  # 1-D, regular, increasing
-    z_km: np.ndarray  # 1-D heights of the levels (need not be regular)
-    projection: dict = dc_field(default_factory=dict)  # attributes of the grid-mapping variable
-
-    def __post_init__(self):
-        self.x_km, self.y_km, self.z_km = (np.atleast_1d(np.asarray(a, np.float64)) for a in (self.x_km, self.y_km, self.z_km))
-        self.projection = dict(self.projection)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        "`(nz, ny, nx)`"
-        return (len(self.z_km), len(self.y_km), len(self.x_km))
-
-    @property
-    def dx_km(self) -> float:
-        "Spacing of x (km)."
-        return float((self.x_km[-1] - self.x_km[0]) / (len(self.x_km) - 1)) if len(self.x_km) > 1 else float("nan")
-
-    @property
-    def dy_km(self) -> float:
-        "Spacing of y (km)."
-        return float((self.y_km[-1] - self.y_km[0]) / (len(self.y_km) - 1)) if len(self.y_km) > 1 else float("nan")
-
-    @property
-    def origin_latlon(self) -> tuple[float, float]:
-        "Latitude and longitude of the projection origin (NaN when the file has none)."
-        p = self.projection
-        return (float(p.get("latitude_of_projection_origin", np.nan)), float(p.get("longitude_of_projection_origin", np.nan)))
-
-    def matches(
-        self,
-        other: Grid,  # the grid to compare with
-        atol_km: float = 1e-3,  # tolerance on coordinates
-    ) -> bool:
-        "True when both grids have the same coordinates and projection."
-        if self.shape != other.shape:
-            return False
-        if not all(np.allclose(a, b, rtol=0, atol=atol_km) for a, b in
-                   ((self.x_km, other.x_km), (self.y_km, other.y_km), (self.z_km, other.z_km))):
-            return False
-        pa = {k: v for k, v in self.projection.items() if k not in _PROJECTION_IGNORE}
-        pb = {k: v for k, v in other.projection.items() if k not in _PROJECTION_IGNORE}
-        return pa.keys() == pb.keys() and all(_same_value(pa[k], pb[k]) for k in pa)
-
-    def pooled(
-        self,
-        factor: int = 2,  # block size in x and y
-    ) -> Grid:
-        "The grid of `factor` x `factor` block averages: block-centre coordinates, z unchanged."
-        def centres(c):
-            n = len(c) // factor * factor  # a trailing partial block is dropped, as the pooling drops it
-            return c[:n].reshape(-1, factor).mean(axis=1)
-        return Grid(centres(self.x_km), centres(self.y_km), self.z_km.copy(), dict(self.projection))
-
-
-def azimuthal_equidistant(
-    lat: float,  # latitude of the origin (the radar), degrees north
-    lon: float,  # longitude of the origin, degrees east
-) -> dict:
-    "The grid-mapping attributes of TITAN's flat radar projection centred on (`lat`, `lon`)."
-    return {"grid_mapping_name": "azimuthal_equidistant", "latitude_of_projection_origin": float(lat),
-            "longitude_of_projection_origin": float(lon), "false_easting": 0.0, "false_northing": 0.0}
+_all_ = ["Grid", "azimuthal_equidistant"]  # defined in `nowcast.grids`; importable from here as before
 
 # %% ../nbs/00_io.ipynb #7661ba8c
 @dataclass(eq=False)
@@ -213,8 +140,8 @@ def scan_time_from_name(
     return _parse_ymd_hms(*m.groups()) if m else None
 
 # %% ../nbs/00_io.ipynb #ea09081e
-_X_NAMES = {"projection_x_coordinate"}
-_Y_NAMES = {"projection_y_coordinate"}
+_X_NAMES = {"projection_x_coordinate", "longitude"}  # longitude/latitude: the axes of a lat/lon grid
+_Y_NAMES = {"projection_y_coordinate", "latitude"}
 _Z_NAMES = {"altitude", "height", "height_above_mean_sea_level", "height_above_reference_ellipsoid", "geopotential_height"}
 _KM = {"km", "kilometer", "kilometers", "kilometre", "kilometres"}
 _M = {"m", "meter", "meters", "metre", "metres"}
@@ -222,14 +149,6 @@ _M = {"m", "meter", "meters", "metre", "metres"}
 
 def _attrs(var) -> dict:
     return {k: var.getncattr(k) for k in var.ncattrs()}
-
-
-def _numbers(value) -> np.ndarray | None:
-    "An attribute's value as a 1-D float64 array, or None when it is text or not numeric."
-    if isinstance(value, (str, bytes)):
-        return None
-    a = np.atleast_1d(np.asarray(value))
-    return a.astype(np.float64).ravel() if a.dtype.kind in "iuf" else None
 
 
 def _number(value) -> float | None:
@@ -258,13 +177,22 @@ def _axis_kind(what: str) -> str:
     return "bad_levels" if what == "z" else "bad_coordinates"
 
 
+def _is_degrees(attrs: dict) -> bool:
+    "x/y units that mean a lat/lon grid: anything with 'deg' in it (as LROSE reads them)."
+    return "deg" in str(attrs.get("units", "")).strip().lower()
+
+
 def _km_factor(path, what: str, attrs: dict) -> float:
+    "km per unit of an axis; x/y in degrees (a lat/lon grid) stay degrees (factor 1)."
     units = str(attrs.get("units", "km")).strip().lower()
     if units in _KM:
         return 1.0
     if units in _M:
         return 1e-3
-    raise ScanError(path, f"{what} axis has units {units!r}; expected km or m", _axis_kind(what))
+    if what in ("x", "y") and _is_degrees(attrs):
+        return 1.0
+    raise ScanError(path, f"{what} axis has units {units!r}; expected km or m" + (" (or degrees on a lat/lon grid)" if what != "z" else ""),
+                    _axis_kind(what))
 
 
 def _regular_axis(path, what: str, values: np.ndarray) -> np.ndarray:
@@ -277,18 +205,8 @@ def _regular_axis(path, what: str, values: np.ndarray) -> np.ndarray:
     if not (np.all(d > 0) or np.all(d < 0)):
         raise ScanError(path, f"{what} axis is not monotonic", "bad_coordinates")
     if not np.allclose(d, d[0], rtol=1e-3, atol=1e-6):
-        raise ScanError(path, f"{what} axis has irregular spacing ({abs(d).min():.4g} to {abs(d).max():.4g} km)", "bad_coordinates")
+        raise ScanError(path, f"{what} axis has irregular spacing ({abs(d).min():.4g} to {abs(d).max():.4g})", "bad_coordinates")
     return values
-
-
-def _check_extent(path, x: np.ndarray, y: np.ndarray, max_extent_km: float):
-    "x/y must stay within `max_extent_km` of the origin: farther is no radar's grid (corrupt coordinates, or wrong units)."
-    for what, c in (("x", x), ("y", y)):
-        far = float(np.abs(c).max())
-        if far > max_extent_km:
-            raise ScanError(path, f"{what} coordinates reach {far:.4g} km from the origin ({c.min():.4g} to {c.max():.4g} km); "
-                                  f"a radar grid lies within {max_extent_km:g} km (corrupt coordinates, or wrong units?)",
-                            "bad_coordinates")
 
 
 def _check_levels(path, z: np.ndarray) -> np.ndarray:
@@ -506,12 +424,6 @@ def _scalar_height(ds) -> np.ndarray:
     return np.array([0.0])
 
 # %% ../nbs/00_io.ipynb #d0db9a0b
-_PROJECTIONS = {  # what TITAN understands, and the attributes each needs
-    "azimuthal_equidistant": ("latitude_of_projection_origin", "longitude_of_projection_origin"),
-    "lambert_conformal_conic": ("standard_parallel", "longitude_of_central_meridian", "latitude_of_projection_origin"),
-}
-
-
 def _plain(v):
     return v.item() if isinstance(v, np.generic) else v.tolist() if isinstance(v, np.ndarray) else v
 
@@ -529,39 +441,21 @@ def _grid_mapping(path, ds, var) -> dict:
     return {k: _plain(v) for k, v in _attrs(ds.variables[name]).items()}
 
 
-def _projection_number(path, proj: dict, key: str, n: tuple = (1,)) -> np.ndarray:
-    "A projection attribute as finite numbers (`n`: how many are allowed), latitudes within +-90, longitudes within +-360."
-    name = proj["grid_mapping_name"]
-    if key not in proj:
-        raise ScanError(path, f"projection {name} lacks {key}", "bad_projection")
-    v = _numbers(proj[key])
-    if v is None or v.size not in n or not np.all(np.isfinite(v)):
-        raise ScanError(path, f"projection {name}: {key} is {proj[key]!r}, not {' or '.join(map(str, n))} finite number(s)",
-                        "bad_projection")
-    limit = 90.0 if "latitude" in key or "parallel" in key else 360.0 if "longitude" in key or "meridian" in key else np.inf
-    if np.any(np.abs(v) > limit):
-        raise ScanError(path, f"projection {name}: {key} {proj[key]!r} is not a {'latitude' if limit == 90 else 'longitude'}",
-                        "bad_projection")
-    return v
+def _check_projection(
+    path,  # the file (for the error)
+    proj: dict,  # its grid-mapping attributes
+    x: np.ndarray,  # x as read (km, or degrees on a lat/lon grid)
+    y: np.ndarray,  # y as read
+    km: float,  # km per unit of the file's x/y (the units of false_easting/northing)
+    max_extent_km: float = MAX_EXTENT_KM,  # how far a radar domain may reach from its centre
+    xy_units: str = "km",  # 'km' or 'degrees'
+) -> dict:
+    "The projection, checked with `nowcast.grids.check_grid`; its `GridError` becomes a `ScanError` naming the file."
+    try:
+        return check_grid(x, y, proj, max_extent_km, km, xy_units)
+    except GridError as err:
+        raise ScanError(path, err.problem, err.kind) from None
 
-
-def _check_projection(path, proj: dict, x: np.ndarray, y: np.ndarray, km: float) -> dict:
-    "A projection TITAN understands, with its attributes; an azimuthal-equidistant grid must hold its origin (the radar)."
-    name = proj.get("grid_mapping_name")
-    if name not in _PROJECTIONS:
-        raise ScanError(path, f"projection {name!r} is not one TITAN understands (azimuthal_equidistant or "
-                              "lambert_conformal_conic); TITAN would place the grid wrongly", "bad_projection")
-    for key in _PROJECTIONS[name]:
-        _projection_number(path, proj, key, (1, 2) if key == "standard_parallel" else (1,))
-    fe, fn = (float(_projection_number(path, proj, k)[0]) * km if k in proj else 0.0 for k in ("false_easting", "false_northing"))
-    if name == "azimuthal_equidistant":
-        dx, dy = abs(x[1] - x[0]), abs(y[1] - y[0])
-        if not (x.min() - dx <= fe <= x.max() + dx and y.min() - dy <= fn <= y.max() + dy):
-            lat, lon = (float(_projection_number(path, proj, k)[0]) for k in _PROJECTIONS[name])
-            raise ScanError(path, f"the radar (projection origin {lat:g}, {lon:g} at x = {fe:g}, y = {fn:g} km) lies outside the "
-                                  f"grid (x {x.min():.4g} to {x.max():.4g} km, y {y.min():.4g} to {y.max():.4g} km); a radar "
-                                  "grid holds its radar: shifted or corrupt coordinates?", "bad_coordinates")
-    return proj
 
 # %% ../nbs/00_io.ipynb #0db9b8f3
 def _nearest_second(dt) -> np.datetime64:
@@ -708,13 +602,15 @@ def _field_dims(path, ds, field: str):
 
 
 def _grid_of(path, ds, var, dims: dict, max_extent_km: float) -> tuple:
-    "x, y, z (km, as stored) and the checked projection of the field's grid."
+    "x, y (km, or degrees on a lat/lon grid), z (km), as stored, and the checked projection of the field's grid."
     x = _regular_axis(path, "x", _coordinate(path, ds, dims["X"], "X"))
     y = _regular_axis(path, "y", _coordinate(path, ds, dims["Y"], "Y"))
     z = _check_levels(path, _coordinate(path, ds, dims["Z"], "Z") if "Z" in dims else _scalar_height(ds))
-    _check_extent(path, x, y, max_extent_km)
-    km = _km_factor(path, "x", _attrs(ds.variables[dims["X"]]))
-    return x, y, z, _check_projection(path, _grid_mapping(path, ds, var), x, y, km)
+    xa, ya = (_attrs(ds.variables[dims[a]]) for a in "XY")
+    if _is_degrees(xa) != _is_degrees(ya):
+        raise ScanError(path, f"x is in {xa.get('units')!r} but y in {ya.get('units')!r}: both km/m, or both degrees", "bad_coordinates")
+    km, units = _km_factor(path, "x", xa), "degrees" if _is_degrees(xa) else "km"
+    return x, y, z, _check_projection(path, _grid_mapping(path, ds, var), x, y, km, max_extent_km, units)
 
 
 def _layout(path, ds, field: str, max_extent_km: float) -> tuple:
@@ -768,7 +664,7 @@ def read_scan(
     field: str = "DBZ",  # name of the reflectivity variable
     *,
     dbz_range: tuple = DBZ_RANGE,  # physically possible dBZ; a scan with values outside (not marked missing) is refused
-    max_extent_km: float = MAX_EXTENT_KM,  # x/y farther than this from the origin are refused as corrupt
+    max_extent_km: float = MAX_EXTENT_KM,  # x/y reaching farther than this from the grid's centre are refused as corrupt
 ) -> Scan:
     "Read one radar scan into dBZ `[Z, Y, X]`, a missing-data mask, its time and grid; bad files raise `ScanError`."
     path = Path(path)
@@ -796,7 +692,7 @@ def read_scan_layout(
     path,  # a scan file
     field: str = "DBZ",  # name of the reflectivity variable (its dimensions name the axes)
     *,
-    max_extent_km: float = MAX_EXTENT_KM,  # x/y farther than this from the origin are refused as corrupt
+    max_extent_km: float = MAX_EXTENT_KM,  # x/y reaching farther than this from the grid's centre are refused as corrupt
 ) -> tuple[Grid, tuple]:
     "The scan's `Grid` (axes increasing) and the axes its file stores decreasing, checked as `read_scan` checks them, without reading the field."
     path = Path(path)
@@ -807,7 +703,7 @@ def read_scan_grid(
     path,  # a scan file
     field: str = "DBZ",  # name of the reflectivity variable (its dimensions name the axes)
     *,
-    max_extent_km: float = MAX_EXTENT_KM,  # x/y farther than this from the origin are refused as corrupt
+    max_extent_km: float = MAX_EXTENT_KM,  # x/y reaching farther than this from the grid's centre are refused as corrupt
 ) -> Grid:
     "The scan's `Grid` alone (as `read_scan` gives it: axes increasing), without reading the field; bad files raise `ScanError`."
     return read_scan_layout(path, field, max_extent_km=max_extent_km)[0]
@@ -823,6 +719,15 @@ def _pack_dbz(dbz: np.ndarray, missing: np.ndarray) -> np.ndarray:
     packed = np.clip(counts, FILL_SHORT + 1, 32767).astype(np.int16)
     packed[missing | ~np.isfinite(dbz)] = FILL_SHORT
     return packed
+
+
+def _xy_attrs(grid: Grid) -> tuple[dict, dict]:
+    "Attributes of the x and y coordinates: km on the projection plane, or degrees on a lat/lon grid."
+    if grid.is_latlon:
+        return ({"standard_name": "longitude", "long_name": "longitude", "units": "degrees_east", "axis": "X"},
+                {"standard_name": "latitude", "long_name": "latitude", "units": "degrees_north", "axis": "Y"})
+    return ({"standard_name": "projection_x_coordinate", "long_name": "x distance on the projection plane from the origin", "units": "km", "axis": "X"},
+            {"standard_name": "projection_y_coordinate", "long_name": "y distance on the projection plane from the origin", "units": "km", "axis": "Y"})
 
 
 def _coord_var(ds, name: str, values, attrs: dict):
@@ -870,8 +775,8 @@ def write_grid_netcdf(
                 ds.createDimension("bounds", 2)
                 b = ds.createVariable("time_bounds", "f8", ("time", "bounds"))  # units and calendar: time's (CF 7.1)
                 b[0] = [_epoch_s(time_bounds[0]), _epoch_s(time_bounds[1])]
-            _coord_var(ds, xn, grid.x_km, {"standard_name": "projection_x_coordinate", "long_name": "x distance on the projection plane from the origin", "units": "km", "axis": "X"})
-            _coord_var(ds, yn, grid.y_km, {"standard_name": "projection_y_coordinate", "long_name": "y distance on the projection plane from the origin", "units": "km", "axis": "Y"})
+            for name, values, attrs in zip((xn, yn), (grid.x_km, grid.y_km), _xy_attrs(grid)):
+                _coord_var(ds, name, values, attrs)
             _coord_var(ds, zn, grid.z_km, {"standard_name": "altitude", "long_name": "constant altitude levels", "units": "km", "positive": "up", "axis": "Z"})
             if grid.projection:
                 ds.createVariable(gm, "i4", ()).setncatts(grid.projection)

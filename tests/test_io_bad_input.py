@@ -169,11 +169,14 @@ def test_non_monotonic_axis(tmp_path):
     expect_error(p, "y axis", "not monotonic")
 
 
-def test_xy_in_degrees_rejected(tmp_path):
+def test_xy_in_degrees_rejected_unless_the_grid_is_lat_lon(tmp_path):
     coords = cf_coords()
     coords["x"] = (np.arange(4.0), {"axis": "X", "units": "degrees_east"})
     p = make_nc(tmp_path / "a.nc", {"time": 1, "z": 2, "y": 3, "x": 4}, coords)
-    expect_error(p, "x axis", "degrees_east")
+    expect_error(p, "x is in 'degrees_east' but y in 'km'", kind="bad_coordinates")
+    coords["y"] = (np.arange(3.0), {"axis": "Y", "units": "degrees_north"})
+    p = make_nc(tmp_path / "b.nc", {"time": 1, "z": 2, "y": 3, "x": 4}, coords)
+    expect_error(p, "degrees go with grid_mapping_name latitude_longitude", kind="bad_coordinates")
 
 
 def test_time_missing(tmp_path):

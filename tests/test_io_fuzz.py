@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from _bad_scans import SEED_EVENT, embedded_archive, hang_case, scan_at
+from nowcast.grids import PROJECTIONS
 from nowcast.io import (DBZ_RANGE, EARLIEST_SCAN, MAX_EXTENT_KM, NO_ECHO_DBZ, SCAN_ERROR_KINDS, Scan, ScanError,
                         read_scan, read_scans, write_grid_netcdf)
 
@@ -233,9 +234,9 @@ def contract_violations(s: Scan, dbz_range=DBZ_RANGE) -> list[str]:
     for name, c in (("x", g.x_km), ("y", g.y_km), ("z", g.z_km)):
         if not np.all(np.isfinite(c)) or (len(c) > 1 and not np.all(np.diff(c) > 0)):
             bad.append(f"{name} not finite and strictly increasing")
-    if np.abs(np.r_[g.x_km, g.y_km]).max(initial=0) > MAX_EXTENT_KM:
-        bad.append("x/y beyond a radar's reach")
-    if g.projection.get("grid_mapping_name") not in ("azimuthal_equidistant", "lambert_conformal_conic"):
+    if max((len(g.x_km) - 1) * abs(g.dx_km), (len(g.y_km) - 1) * abs(g.dy_km)) / 2 > MAX_EXTENT_KM:
+        bad.append("x/y reach farther from the grid's centre than a radar domain does")
+    if g.projection.get("grid_mapping_name") not in PROJECTIONS:
         bad.append(f"projection {g.projection!r}")
     elif g.projection["grid_mapping_name"] == "azimuthal_equidistant":
         try:
