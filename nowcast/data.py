@@ -298,11 +298,11 @@ def pool_scan(dbz: np.ndarray,  # [..., Y, X] reflectivity in dBZ
               space: str = "dbz",  # "dbz": mean of dBZ (the users' way); "linear_z": mean of Z, back to dBZ
               path=None,  # the scan's file, named in errors
              ) -> tuple[np.ndarray, np.ndarray]:
-    "Average-pool `factor` x `factor` blocks leaving missing pixels out: (dbz float32, missing bool)."
+    "Average-pool `factor` x `factor` blocks leaving missing pixels out: (dbz float32, missing bool); a trailing partial block (north or east edge) is dropped, as `Grid.pooled` drops it."
     if space not in ("dbz", "linear_z"): raise ValueError(f"pool_space must be 'dbz' or 'linear_z', not {space!r}")
     ny, nx = dbz.shape[-2:]
-    if ny % factor or nx % factor:
-        raise ScanError(path or "scan", f"grid {ny}x{nx} is not divisible by the pooling factor {factor}")
+    ny, nx = ny - ny % factor, nx - nx % factor
+    dbz, missing = dbz[..., :ny, :nx], missing[..., :ny, :nx]
     if factor == 1: return dbz.astype(np.float32), missing.astype(bool)
     ok = ~np.asarray(missing, bool)
     v = np.asarray(dbz, np.float32)
@@ -529,7 +529,7 @@ def keep_model_grids(events: list,  # `Event`s from `group_events`
             if keep.any():
                 name = e.name if keep.all() or len(fits) == 1 else f"{e.name}@{k + 1}"
                 evs.append(Event(name, [p for p, m in zip(e.paths, keep) if m], e.times[keep], radar=k))
-        name = _radar_name(evs, k, len(fits), root_name)
+        name = _radar_name([e for e in evs if any(p in grouped for p in e.paths)], k, len(fits), root_name)
         radars.append({"name": name, **describe_grid(g.grid), "scans": len(g.paths), **source_credit(g.paths[0])})
         lines.append(f"radar {name}: kept grid {_group_words(g)}: {len(g.paths)} scans")
         out += evs
@@ -769,10 +769,10 @@ def prepare(raw_dir,  # folder of raw scans (one sub-folder per event, or flat)
     if not events: raise ValueError(_too_little(raw_dir, f"none of the {len(scans)} scans could be read", skips))
     events, grids = keep_model_grids(events, field, skips, pixel_km=pixel_km, root_name=raw_dir.resolve().name, reader=reader)
     for g in grids["radars"]:
-        if any(n % pool for n in g["shape"][1:]):  # a params error: say so before reading the fields
+        if any(n % pool for n in g["shape"][1:]):  # said once: the pooled grid drops its last row or column
             ny, nx = g["shape"][1:]
-            raise ScanError(events[0].paths[0], f"radar {g['name']}: grid {ny}x{nx} is not divisible by the pooling factor "
-                                                f"{pool} (prepare.pool)")
+            _log.info("radar %s: grid %dx%d is not divisible by the pooling factor %d: its last %d row(s) and %d column(s) "
+                      "(north and east edge) are left out", g["name"], ny, nx, pool, ny % pool, nx % pool)
     names = [g["name"] for g in grids["radars"]]
     kept_paths = {}
     for e in events: kept_paths.setdefault(e.radar, []).extend(str(p) for p in e.paths)
