@@ -4,10 +4,13 @@
 #   docker run --gpus all --shm-size 8g \
 #     -v "$PWD/datasets:/workspace/datasets" -v "$PWD/model_output:/workspace/model_output" nowcast
 #
-# Pre-emption: `docker stop -t 120 <container>` sends SIGTERM to PID 1, which is tini here (-g: to the whole
-# process group), so `nowcast train` under `dvc repro` gets it, writes checkpoints/<phase>_last.pt and
-# stops; the next `docker run` (same volumes) resumes it. Without an init, PID 1 (dvc) would ignore the
-# signal and the kill 10 s later would lose the epoch.
+# Pre-emption: `docker stop -t 300 <container>` sends SIGTERM to PID 1, which is dumb-init here. It passes
+# the signal on to `dvc repro`'s process group as SIGINT (--rewrite 15:2): dvc handles SIGTERM by exiting at once,
+# which as PID 1's child would end the container and kill the training process before it saved, but it waits
+# for its stage on SIGINT. `nowcast train` writes checkpoints/<phase>_last.pt at the next optimizer step and
+# stops, dvc exits, then PID 1. The 300 s cover the worst case (a signal during the end-of-epoch validation and
+# its three checkpoint writes) with margin: reports/bench_checkpoint.md. `docker start -a <container>`
+# (same container, same checkpoints/) then resumes the phase where it stopped.
 #
 # The base image's tag carries the same torch version as pyproject's pin (tests/test_dockerfile.py checks
 # it); torch is also installed explicitly from PyTorch's CUDA index at that exact version, so a base
@@ -26,10 +29,10 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1
 
 # pigz: parallel unpacking of the users' tarball (nowcast fetch); git: DVC needs the repository;
-# tini: an init that passes `docker stop`'s SIGTERM on to the training process
+# dumb-init: PID 1, turns `docker stop`'s SIGTERM into the SIGINT that `dvc repro` waits on (see the top)
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends pigz git ca-certificates tini \
+    && apt-get install -y --no-install-recommends pigz git ca-certificates dumb-init \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /workspace
@@ -46,5 +49,5 @@ COPY . .
 
 VOLUME ["/workspace/datasets", "/workspace/model_output"]
 
-ENTRYPOINT ["/usr/bin/tini", "-g", "--"]
+ENTRYPOINT ["/usr/bin/dumb-init", "--rewrite", "15:2", "--"]
 CMD ["dvc", "repro"]
