@@ -9,7 +9,7 @@ exits at once, PID 1 follows, and the training process is killed before it has s
 
 `make repro` runs under the same rule: SIGTERM to its process group (make passes it on once more) must leave the
 checkpoint before make exits; PID 1 of its namespace is a shell waiting for make, as a container's would be."""
-import json, os, shutil, signal, subprocess, sys
+import json, os, re, shlex, shutil, signal, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -73,16 +73,21 @@ def _stopped_mid_epoch_0(proj: Path, out: str):
     return ck
 
 
-@pytest.fixture
-def prepared(tmp_path):
-    "A copy of the project on SLOW params with its cache prepared (the stages before training)."
-    proj = copy_project(tmp_path / "proj", SLOW)
+@pytest.fixture(scope="module")
+def _prepared_once(tmp_path_factory):
+    proj = copy_project(tmp_path_factory.mktemp("preemption") / "proj", SLOW)
     run(["dvc", "repro", "prepare"], proj)
     return proj
 
 
+@pytest.fixture
+def prepared(_prepared_once, tmp_path):
+    "A copy of the project on SLOW params with its cache prepared (the stages before training), for one test."
+    return Path(shutil.copytree(_prepared_once, tmp_path / "proj", symlinks=True))
+
+
 def test_docker_stop_saves_the_epoch_and_the_next_run_resumes(prepared):
-    "SIGTERM to the image's PID 1 mid-epoch leaves phase1_last.pt; the image's next run resumes from it and finishes."
+    "SIGTERM to the image's PID 1 mid-epoch leaves phase1_last.pt; the image's next run goes on from the next batch."
     image = _here(_exec_form("ENTRYPOINT")) + _exec_form("CMD")
     proc = _in_pid_namespace(image, prepared)
     try:
@@ -92,19 +97,20 @@ def test_docker_stop_saves_the_epoch_and_the_next_run_resumes(prepared):
     finally:
         out = _finish(proc)
     ck = _stopped_mid_epoch_0(prepared, out)
-    # the next `docker start`: the same entry point and command, on the same files; stopped again once phase 1 is done
+    # the next `docker start`: the same entry point and command on the same files, stopped again a few batches on
     proc = _in_pid_namespace(image, prepared)
     try:
         lines = wait_for(proc, r"resuming from \S*phase1_last\.pt")
-        lines += wait_for(proc, r"phase1: epochs 0\.\.2, best val")         # `nowcast train`'s closing line
+        lines += wait_for(proc, r"phase1: epoch \d+, batch \d+/")
+        lines += wait_for(proc, MID_EPOCH_0.replace("[3-9]", str(ck["progress"]["batch"] + 2)))
         os.kill(_pid1(proc), signal.SIGTERM)
     finally:
         out = "".join(lines) + _finish(proc)
-    summary = json.loads((prepared / "reports/phase1_train.json").read_text())
-    assert summary["resumed_from"].endswith("phase1_last.pt") and summary["epochs_run"] == [0, 1, 2], summary
+    first = re.search(r"phase1: epoch (\d+), batch (\d+)/", "".join(lines)).groups()
+    assert first == ("0", str(ck["progress"]["batch"] + 1)), (first, ck["progress"])   # on from the batch after the saved one
     from nowcast.inference import load_checkpoint
-    done = load_checkpoint(prepared / CKPT)
-    assert done["finished"] is True and done["step"] > ck["step"], (done["step"], ck["step"])
+    again = load_checkpoint(prepared / CKPT)
+    assert again["step"] > ck["step"] and again["finished"] is False, out[-3000:]
 
 
 def test_sigterm_to_make_repro_saves_before_make_exits(prepared):
@@ -121,3 +127,26 @@ def test_sigterm_to_make_repro_saves_before_make_exits(prepared):
         out = _finish(proc)
     _stopped_mid_epoch_0(prepared, out)
     assert "SIGINT received; saved checkpoints/phase1_last.pt" in out, out[-3000:]   # one stop request, not an abort
+
+
+def _readme_docker_run() -> list[str]:
+    "The command the README's `docker run` gives the image (what follows the image's name), as Docker gets it."
+    text = (ROOT / "README.md").read_text()
+    block = next(b for b in re.findall(r"```sh\n(.*?)```", text, flags=re.S) if "docker run" in b).replace("\\\n", " ")
+    words = shlex.split(next(l for l in block.splitlines() if l.startswith("docker run")))
+    image = re.search(r"docker build -t (\S+)", block).group(1)
+    return words[words.index(image) + 1:]
+
+
+def test_docker_stop_on_the_readmes_run_command(prepared):
+    "The README's `docker run ... sh -c 'dvc repro && cp ...'` under the image's ENTRYPOINT: the same as the CMD."
+    command = _readme_docker_run()
+    assert command[:2] == ["sh", "-c"] and "dvc repro" in command[2], command
+    proc = _in_pid_namespace(_here(_exec_form("ENTRYPOINT")) + command, prepared)
+    try:
+        wait_for(proc, MID_EPOCH_0)
+        assert not (prepared / CKPT).exists()
+        os.kill(_pid1(proc), signal.SIGTERM)
+    finally:
+        out = _finish(proc)
+    _stopped_mid_epoch_0(prepared, out)
