@@ -6,6 +6,9 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 PARAMS ?= params.yaml
+# dvc repro runs under dumb-init as in the image: a SIGTERM (a host's shutdown, `kill`) becomes the SIGINT that
+# dvc waits on, so `make repro` ends only after the training stage has written checkpoints/<phase>_last.pt
+PREEMPTIBLE = $(BIN)/dumb-init --rewrite 15:2 --
 
 .PHONY: setup repro test lab data bench readme
 
@@ -22,7 +25,7 @@ data: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc repro archive
 
 repro: setup
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc repro
+	PATH=$(abspath $(BIN)):$$PATH $(PREEMPTIBLE) $(BIN)/dvc repro
 	cat reports/summary.md
 
 test: setup

@@ -207,8 +207,9 @@ class TrainingInterrupted(RuntimeError):
         super().__init__(msg); self.checkpoint, self.signum = checkpoint, signum
 
 class _StopFlag:
-    "Catch SIGTERM/SIGINT while training and remember which arrived (main thread only)."
-    def __init__(self): self.signum, self._old = None, {}
+    "Catch SIGTERM/SIGINT while training and remember the first (main thread only); a later second Ctrl-C aborts."
+    repeat_s = 1.0   # a second signal sooner than this is the same request arriving along another path
+    def __init__(self): self.signum, self._old, self._t = None, {}, 0.0
     def __enter__(self):
         import threading
         if threading.current_thread() is threading.main_thread():
@@ -216,8 +217,9 @@ class _StopFlag:
                 self._old[s] = signal.signal(s, self._handle)
         return self
     def _handle(self, signum, frame):
-        if self.signum is not None and signum == signal.SIGINT: raise KeyboardInterrupt  # a second Ctrl-C
-        self.signum = signum
+        now = time.monotonic()
+        if self.signum is None: self.signum, self._t = signum, now
+        elif signum == signal.SIGINT and now - self._t > self.repeat_s: raise KeyboardInterrupt  # a second Ctrl-C
     def __exit__(self, *exc):
         for s, h in self._old.items(): signal.signal(s, h)
 

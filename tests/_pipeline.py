@@ -1,5 +1,5 @@
 """Helpers for the tests that run the pipeline through DVC in a copy of the project."""
-import os, re, shutil, subprocess, sys
+import json, os, re, shutil, subprocess, sys, time
 from pathlib import Path
 
 import yaml
@@ -59,3 +59,26 @@ def copy_project(dst: Path, over: dict | None = None) -> Path:
                 ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
         run(cmd, dst)
     return dst
+
+
+# slow enough to stop mid-epoch: 60 scans per event, stride 1 and batch 1 (about 50 batches per epoch), a progress
+# line after every batch, no time-based checkpoint (a `last` checkpoint mid-epoch 0 can only come from a signal)
+SLOW = merge(json.loads(json.dumps(TINY)), {
+    "synthetic": {"scans_per_event": 60},
+    "prepare": {"stride": 1},
+    "train": {"batch_size": 1, "log_every_s": 0, "checkpoint_every_min": 0},
+    "phase1": {"epochs": 3},
+})
+
+
+def wait_for(proc, pattern, timeout=300):
+    "Read `proc`'s output line by line until a line matches; returns the lines read."
+    lines, t0 = [], time.time()
+    while time.time() - t0 < timeout:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None: break
+            continue
+        lines.append(line)
+        if re.search(pattern, line): return lines
+    raise AssertionError(f"no line matching {pattern!r}:\n{''.join(lines)[-4000:]}")

@@ -78,14 +78,17 @@ def test_image_runs_the_pipeline_with_its_volumes_and_kernel():
     volume = next(i for i in instr if i.startswith("VOLUME"))
     assert "/workspace/datasets" in volume and "/workspace/model_output" in volume
     assert any("ipykernel install" in i and "--name python3" in i for i in instr)
-    assert any("apt-get install" in i and "pigz" in i and "git" in i and "tini" in i for i in instr)
+    assert any("apt-get install" in i and "pigz" in i and "git" in i and "dumb-init" in i for i in instr)
 
 
 def test_docker_stop_reaches_training():
-    "PID 1 is tini with -g: docker stop's SIGTERM goes to the process group, so the training stage saves its checkpoint."
+    """PID 1 is dumb-init turning docker stop's SIGTERM into the SIGINT `dvc repro` waits on (tests/test_preemption.py
+    runs the ENTRYPOINT and CMD and stops them); make repro runs dvc the same way."""
     instr = _run_instructions()
     entry = next(i for i in instr if i.startswith("ENTRYPOINT"))
-    assert "tini" in entry and '"-g"' in entry, entry
+    assert entry == 'ENTRYPOINT ["/usr/bin/dumb-init", "--rewrite", "15:2", "--"]', entry
+    assert re.search(r"^repro:.*\n\t.*\$\(PREEMPTIBLE\) \$\(BIN\)/dvc repro", (ROOT / "Makefile").read_text(), flags=re.M)
+    assert "PREEMPTIBLE = $(BIN)/dumb-init --rewrite 15:2 --" in (ROOT / "Makefile").read_text()
     cache_dir = __import__("yaml").safe_load((ROOT / "params.yaml").read_text())["prepare"]["cache_dir"]
     assert f"{cache_dir}/" in (ROOT / ".dockerignore").read_text().split()   # the params' cache, not another path
 

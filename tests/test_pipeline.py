@@ -1,13 +1,13 @@
 """The DVC pipeline end to end on tiny params, through `dvc repro` itself: every stage runs, a second repro
-does nothing, a phase-3 change reruns phase 3 onwards only, a report edit (viz.py) never retrains, SIGTERM
-to `dvc repro`'s process group leaves a mid-epoch checkpoint that the next `dvc repro` resumes, and
-`train.nproc_per_node: 2` trains through the same stage with two processes."""
-import json, os, re, signal, subprocess, time
+does nothing, a phase-3 change reruns phase 3 onwards only, a report edit (viz.py) never retrains, and
+`train.nproc_per_node: 2` trains through the same stage with two processes. Pre-emption (SIGTERM mid-epoch)
+goes through the users' entry points, the image's and `make repro`: tests/test_preemption.py."""
+import json
 from pathlib import Path
 
 import pytest, yaml
 
-from _pipeline import TINY, copy_project, merge, run as _run, ran as _ran, env as _env
+from _pipeline import TINY, copy_project, merge, run as _run, ran as _ran
 
 TRAINING = ["train_phase1", "train_phase2", "train_phase3"]
 
@@ -93,52 +93,7 @@ def test_phase3_change_reruns_phase3_onwards(project):
     assert "phase3.lr" in _run(["dvc", "exp", "show", "--md"], project)
 
 
-# --- pre-emption and several processes, through `dvc repro` ------------------------------------------------
-
-SLOW = merge(json.loads(json.dumps(TINY)), {
-    "synthetic": {"scans_per_event": 60},
-    "prepare": {"stride": 1},
-    "train": {"batch_size": 1, "log_every_s": 0, "checkpoint_every_min": 0},
-    "phase1": {"epochs": 3},
-})
-
-
-def _wait_for(proc, pattern, timeout=300):
-    "Read `proc`'s output line by line until a line matches; returns the lines read."
-    lines, t0 = [], time.time()
-    while time.time() - t0 < timeout:
-        line = proc.stdout.readline()
-        if not line:
-            if proc.poll() is not None: break
-            continue
-        lines.append(line)
-        if re.search(pattern, line): return lines
-    raise AssertionError(f"no line matching {pattern!r}:\n{''.join(lines)[-4000:]}")
-
-
-def test_sigterm_to_dvc_repro_saves_and_resumes(tmp_path):
-    """SIGTERM to the process group of `dvc repro` (what a pre-empted host or `docker stop` sends) mid-epoch: the
-    training stage writes a mid-epoch `last` checkpoint; the next `dvc repro` resumes it rather than restarting."""
-    proj = copy_project(tmp_path / "proj", SLOW)
-    proc = subprocess.Popen(["dvc", "repro", "train_phase1"], cwd=proj, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        _wait_for(proc, r"phase1: epoch 1, batch [3-9]")      # mid-epoch 1
-        os.killpg(proc.pid, signal.SIGTERM)
-        rest, _ = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None: os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode != 0
-    from nowcast.inference import load_checkpoint
-    ck = load_checkpoint(proj / "checkpoints/phase1_last.pt")
-    assert ck["finished"] is False and ck["epoch"] >= 1 and ck["progress"]["batch"] > 0, (ck["epoch"], ck["progress"])
-    step_at_kill, epoch_at_kill = ck["step"], ck["epoch"]
-    out = _run(["dvc", "repro", "train_phase1"], proj)
-    assert "resuming from" in out and "phase1_last.pt" in out, out[-3000:]
-    summary = json.loads((proj / "reports/phase1_train.json").read_text())
-    assert summary["resumed_from"].endswith("phase1_last.pt") and summary["epochs_run"] == list(range(epoch_at_kill, 3))
-    done = load_checkpoint(proj / "checkpoints/phase1_last.pt")
-    assert done["finished"] is True and done["step"] > step_at_kill
+# --- several processes, through `dvc repro` (pre-emption: tests/test_preemption.py) -----------------------
 
 
 def test_two_processes_through_the_stage(tmp_path):
