@@ -8,6 +8,7 @@ Docs: https://github.com/nowcast-dev/nowcast/archive.html.md"""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -68,6 +69,10 @@ def write_note(folder: Path,  # one of our folders, not in use this run
     with atomic_write(folder / NOTE) as tmp: Path(tmp).write_text(text)
 
 # %% ../nbs/01c_archive.ipynb #9db49394
+def _stamp(folder: Path) -> Path:
+    "Where the params a folder of ours was built with are kept: beside it (inside, they would change its DVC hash)."
+    return folder.parent / f"{folder.name}.params.json"
+
 def build_archive(params_path,  # the params file (data.raw_dir, synthetic:, radar_import:)
                  ) -> int:
     "Build or import the archive `data.raw_dir` names (nothing for a user's own); returns the exit status."
@@ -80,7 +85,11 @@ def build_archive(params_path,  # the params file (data.raw_dir, synthetic:, rad
     kind = archive_kind(params)
     if kind == "synthetic":
         from nowcast.synthetic import cli_main as synth
-        rc = synth(["--params", str(params_path)])
+        stamp, made_with = _stamp(ours["synthetic.out_dir"]), json.dumps(params.get("synthetic", {}), sort_keys=True)
+        stale = ours["synthetic.out_dir"].is_dir() and (not stamp.exists() or stamp.read_text() != made_with)
+        rc = synth(["--params", str(params_path)] + (["--force"] if stale else []))   # other params: build it again
+        if rc == 0:
+            with atomic_write(stamp) as tmp: Path(tmp).write_text(made_with)
     elif kind == "real":
         from nowcast.radar_import import cli_main as radar_import
         rc = radar_import(["--params", str(params_path), "--out", str(ours["radar_import.out_dir"])])

@@ -18,7 +18,8 @@ from torch.utils.checkpoint import checkpoint
 
 # %% auto #0
 __all__ = ['MODELS', 'pad_grid', 'ConvLSTMCell', 'ConvLSTM', 'ConvLSTM3DCell', 'ConvLSTM3D_Enhanced', 'advect', 'trajectories',
-           'AdvectionNet', 'get_model', 'model_config', 'count_parameters', 'describe', 'activation_bytes']
+           'gaussian_blur', 'dense_lk_motion', 'AdvectionNet', 'get_model', 'model_config', 'count_parameters',
+           'describe', 'activation_bytes']
 
 # %% ../nbs/03_models.ipynb #7d47dd07
 def _as_strides(downsample, n_stages: int) -> list[int]:
@@ -349,6 +350,62 @@ def trajectories(velocity: torch.Tensor,  # [B, 2, H, W] pixels per scan (x, y),
         out.append(d)
     return torch.stack(out, dim=1)
 
+# %% ../nbs/03_models.ipynb #a7199eff
+def gaussian_blur(x: torch.Tensor,  # [B, C, H, W]
+                  sigma: float,  # standard deviation, pixels
+                 ) -> torch.Tensor:
+    "Separable Gaussian blur, edges replicated."
+    r = max(int(3 * sigma + 0.5), 1)
+    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=x.dtype, device=x.device) / sigma) ** 2)
+    k, c = k / k.sum(), x.shape[1]
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def _gradients(i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    "Central differences in x and y, edges replicated."
+    px, py = F.pad(i, (1, 1, 0, 0), mode="replicate"), F.pad(i, (0, 0, 1, 1), mode="replicate")
+    return (px[..., 2:] - px[..., :-2]) / 2, (py[..., 2:, :] - py[..., :-2, :]) / 2
+
+
+def _lk_refine(frames: torch.Tensor,  # [B, T, h, w] one pyramid level
+               v: torch.Tensor,  # [B, 2, h, w] the current estimate, pixels per scan
+               sigma: float, ridge: float, iters: int) -> torch.Tensor:
+    "Refine `v` by Lucas-Kanade: each scan warped onto the next along `v`, the residual motion solved per pixel."
+    for _ in range(iters):
+        a11 = a12 = a22 = b1 = b2 = 0
+        for t in range(frames.shape[1] - 1):
+            moved, nxt = advect(frames[:, t:t + 1], v), frames[:, t + 1:t + 2]
+            (gx, gy), (mx, my) = _gradients(nxt), _gradients(moved)
+            gx, gy, dt = (gx + mx) / 2, (gy + my) / 2, nxt - moved
+            a11, a12, a22 = a11 + gx * gx, a12 + gx * gy, a22 + gy * gy
+            b1, b2 = b1 - gx * dt, b2 - gy * dt
+        a11, a12, a22, b1, b2 = (gaussian_blur(a, sigma) for a in (a11, a12, a22, b1, b2))
+        a11, a22 = a11 + ridge, a22 + ridge
+        det = a11 * a22 - a12 * a12
+        v = v + torch.cat([a22 * b1 - a12 * b2, a11 * b2 - a12 * b1], 1) / det
+    return v
+
+
+@torch.no_grad()
+def dense_lk_motion(frames: torch.Tensor,  # [B, T, H, W] scans in time order (normalised; no echo = 0)
+                    levels=(8, 4, 2),  # pyramid: average-pooling factors, coarse to fine
+                    sigma: float = 4.0,  # Gaussian window of the least-squares fit, pixels of each level
+                    ridge: float = 1e-3,  # ridge on the fit (where there is no echo, no correction)
+                    iters: int = 3,  # refinements per level
+                    smooth: float = 1.0,  # blur of each level's scans before the gradients, pixels
+                   ) -> torch.Tensor:
+    "Motion `[B, 2 (x, y), H, W]` in pixels per scan from consecutive scans: coarse-to-fine dense Lucas-Kanade."
+    frames = frames.float()
+    b, _, h, w = frames.shape
+    v, prev = None, 1
+    for f in levels:
+        level = gaussian_blur(F.avg_pool2d(frames, f, ceil_mode=True) if f > 1 else frames, smooth)
+        size = level.shape[-2:]
+        v = level.new_zeros(b, 2, *size) if v is None else F.interpolate(v, size=size, mode="bilinear", align_corners=False) * (prev / f)
+        v, prev = _lk_refine(level, v, sigma, ridge, iters), f
+    return F.interpolate(v, size=(h, w), mode="bilinear", align_corners=False) * prev
+
 # %% ../nbs/03_models.ipynb #d6d52b77
 def _block2d(cin: int, cout: int, groups: int, stride: int = 1) -> nn.Module:
     "3x3 convolution (strided when `stride` > 1), GroupNorm, LeakyReLU."
@@ -368,14 +425,18 @@ class AdvectionNet(nn.Module):
                  groups: int = 4,  # GroupNorm groups
                  downsample: int | Sequence[int] = (2, 2),  # (y, x) stride in front of each stage; motion at the coarsest
                  channels_last: bool = False,  # use the channels-last memory layout
+                 motion_prior: str = "none",  # "lk": learn a correction to dense Lucas-Kanade motion of the inputs; "none"
                 ):
         super().__init__()
         hidden = [int(h) for h in hidden]
         if not hidden:
             raise ValueError("AdvectionNet: hidden must list at least one stage")
+        if motion_prior not in ("none", "lk"):
+            raise ValueError(f"AdvectionNet: motion_prior must be 'none' or 'lk', not {motion_prior!r}")
+        self.motion_prior = motion_prior
         self.config = dict(n_levels=n_levels, n_in=n_in, n_out=n_out, hidden=hidden, kernel=kernel, groups=groups,
                            downsample=downsample if isinstance(downsample, int) else list(downsample),
-                           channels_last=channels_last)
+                           channels_last=channels_last, motion_prior=motion_prior)
         self.n_levels, self.n_in, self.n_out, self.channels_last = n_levels, n_in, n_out, channels_last
         self.strides = _as_strides(downsample, len(hidden))
         self.divisor = math.prod(self.strides)
@@ -409,6 +470,8 @@ class AdvectionNet(nn.Module):
         for down in self.down:
             feats.append(down(feats[-1]))
         v = F.interpolate(self.velocity(feats[-1]), size=(h, w), mode="bilinear", align_corners=False)
+        if self.motion_prior == "lk":   # what the network learns is a correction to optical flow
+            v = v + dense_lk_motion(inputs.float().amax(dim=2))
         y = feats[-1]
         for up, skip in zip(self.up, reversed(feats[:-1])):
             y = up(torch.cat([F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1))

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest, yaml
 
-from _pipeline import TINY, copy_project, merge, run as _run, ran as _ran
+import subprocess
+from _pipeline import TINY, copy_project, env, merge, run as _run, ran as _ran
 
 TRAINING = ["train_phase1", "train_phase2", "train_phase3"]
 
@@ -68,7 +69,7 @@ def test_report_edit_never_retrains(project):
         viz.write_text(original + "\n# a colour change\n")
         status = _run(["dvc", "status", "--json"], project)
         changed = set(json.loads(status))
-        assert changed and not changed & set(TRAINING + ["synth", "prepare"]), changed
+        assert changed and not changed & set(TRAINING + ["archive", "prepare"]), changed
         assert {"report_phase1", "report_phase2", "report_phase3", "evaluate"} <= changed, changed
     finally:
         viz.write_text(original)
@@ -85,7 +86,7 @@ def test_phase3_change_reruns_phase3_onwards(project):
     out = _run(["dvc", "repro"], project)
     ran = _ran(out)
     assert ran and ran[0] == "train_phase3", ran
-    assert not {"synth", "prepare", "train_phase1", "train_phase2", "report_phase1", "report_phase2"} & set(ran), ran
+    assert not {"archive", "prepare", "train_phase1", "train_phase2", "report_phase1", "report_phase2"} & set(ran), ran
     diff = json.loads(_run(["dvc", "metrics", "diff", "--json"], project))   # the new run against the committed one
     assert "final.val_loss" in diff.get("reports/phase3_train.json", {}), diff
     _run(["git", "add", "-A"], project)
@@ -108,22 +109,48 @@ def test_two_processes_through_the_stage(tmp_path):
     assert ck["world_size"] == 2 and len(ck["rng"]) == 2 and ck["finished"] is True
 
 
-def test_repro_on_a_users_archive(tmp_path):
-    """`dvc repro` (what `make repro` runs) with data.raw_dir pointing at a user's own folder: the synth stage builds
-    nothing and leaves the folder alone, and every other stage runs on the user's scans."""
-    proj = copy_project(tmp_path / "proj", merge(json.loads(json.dumps(TINY)), {"data": {"raw_dir": "datasets/mine"}}))
+def _users_archive(proj: Path, place: str, tmp_path: Path) -> dict:
+    "A user's own archive (their own event names) at `place` in the project; returns {path: bytes} of every file."
     from nowcast.synthetic import make_archive
     syn = yaml.safe_load((proj / "params.yaml").read_text())["synthetic"]
     made = make_archive(tmp_path / "radar", **{**{k: v for k, v in syn.items() if k != "out_dir"}, "seed": 99})
     for k, event in enumerate(sorted({p.parent.parent for p in made})):       # the user's own names
         event.rename(tmp_path / "radar" / f"storm_{k}")
-    (proj / "datasets").mkdir()
-    (tmp_path / "radar").rename(proj / "datasets" / "mine")
-    before = sorted(p.relative_to(proj).as_posix() for p in (proj / "datasets").rglob("*.nc"))
+    (proj / place).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "radar").rename(proj / place)
+    (proj / place / "README.txt").write_text("my radar, my notes\n")        # not a scan: kept all the same
+    return {p: p.read_bytes() for p in (proj / place).rglob("*") if p.is_file()}
+
+
+def test_repro_on_a_users_archive(tmp_path):
+    """`dvc repro` (what `make repro` runs) with data.raw_dir pointing at a user's own folder: the archive stage builds
+    nothing and leaves the folder alone, and every other stage runs on the user's scans."""
+    proj = copy_project(tmp_path / "proj", merge(json.loads(json.dumps(TINY)), {"data": {"raw_dir": "datasets/mine"}}))
+    before = _users_archive(proj, "datasets/mine", tmp_path)
     out = _run(["dvc", "repro"], proj)
-    assert {"synth", "prepare", "train_phase3", "evaluate", "predict", "report"} <= set(_ran(out)), out[-3000:]
-    assert "nothing to build" in out and [p.name for p in (proj / "data").iterdir()] == ["NOT_BUILT.txt"]
-    assert sorted(p.relative_to(proj).as_posix() for p in (proj / "datasets").rglob("*.nc")) == before
+    assert {"archive", "prepare", "train_phase3", "evaluate", "predict", "report"} <= set(_ran(out)), out[-3000:]
+    assert "nothing to build" in out
+    assert [p.name for p in (proj / "nowcast-data" / "synthetic").iterdir()] == ["NOT_BUILT.txt"]
+    assert {p: p.read_bytes() for p in (proj / "datasets" / "mine").rglob("*") if p.is_file()} == before
     prep = json.loads((proj / "reports/prepare.json").read_text())
-    assert prep["raw_dir"] == "datasets/mine" and prep["events"] == 3 and prep["scans"] == len(before)
+    assert prep["raw_dir"] == "datasets/mine" and prep["events"] == 3 and prep["scans"] == len(before) - 1
     assert json.loads((proj / "reports/predict.json").read_text())["n_files"] > 0
+
+
+@pytest.mark.parametrize("place", ["data", "data/mine"])
+def test_a_users_archive_in_data_survives_dvc_repro(tmp_path, place):
+    """`data/` was the synthetic archive's folder (a DVC output, so `dvc repro` replaced it). A user's archive there, or
+    in `data/mine`, is now never an output: after `dvc repro prepare` (the stages that touch archives) every file is
+    still there, byte for byte, and a user's folder inside the pipeline's own is refused before anything runs."""
+    proj = copy_project(tmp_path / "proj", merge(json.loads(json.dumps(TINY)), {"data": {"raw_dir": place}}))
+    before = _users_archive(proj, place, tmp_path)
+    out = _run(["dvc", "repro", "prepare"], proj)
+    assert {"archive", "prepare"} <= set(_ran(out)), out[-3000:]
+    assert {p: p.read_bytes() for p in (proj / place).rglob("*") if p.is_file()} == before
+    assert json.loads((proj / "reports/prepare.json").read_text())["scans"] == len(before) - 1
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["data"]["raw_dir"] = "nowcast-data/synthetic/mine"
+    (proj / "params.yaml").write_text(yaml.safe_dump(params))
+    res = subprocess.run(["dvc", "repro", "prepare"], cwd=proj, env=env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode != 0 and "lies inside nowcast-data/synthetic" in res.stdout + res.stderr
+    assert {p: p.read_bytes() for p in (proj / place).rglob("*") if p.is_file()} == before

@@ -139,11 +139,12 @@ def test_users_archive_is_not_overwritten_and_nothing_is_built(project):
 def test_embedded_archive_matches_dvc_lock():
     "The committed dvc.lock records the md5 the embedded params build: same params, same bytes, on any machine."
     root = Path(__file__).resolve().parents[1]
-    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]["synth"]
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]["archive"]
     params = yaml.safe_load((root / "params.yaml").read_text())
     assert lock["params"]["params.yaml"]["synthetic"] == params["synthetic"], "dvc.lock is stale: run dvc repro"
     import tempfile
     with tempfile.TemporaryDirectory() as d:
         syn = {k: v for k, v in params["synthetic"].items() if k != "out_dir"}
         synthetic.make_archive(Path(d) / "data", **syn)
-        assert synthetic.dvc_dir_md5(Path(d) / "data") == lock["outs"][0]["md5"]
+        [out] = [o for o in lock["outs"] if o["path"] == params["synthetic"]["out_dir"]]
+        assert synthetic.dvc_dir_md5(Path(d) / "data") == out["md5"]
