@@ -1,5 +1,5 @@
-"""The `evaluate` stage: the trained model and the three baselines (persistence, optical flow,
-TITAN-style) forecast the same **test** windows, which no training phase has seen; every
+"""The `evaluate` stage: the trained model and the baselines of `evaluate.methods` (persistence, optical
+flow and S-PROG from pysteps, TITAN-style) forecast the same **test** windows, which no training phase has seen; every
 forecast is scored at every lead (CSI/POD/FAR/bias, FSS, MAE), and its storm cells are matched
 to the observed ones to tell whether the forecast storms **move** or merely **grow**.
 
@@ -293,7 +293,7 @@ DEFAULT_METHODS = ("persistence", "optical_flow", "titan_style")
 
 def _warm_up(methods):
     "Import what the baselines import lazily, so the first window's timing is the forecast alone."
-    if "optical_flow" in methods:
+    if {"optical_flow", "sprog"} & set(methods):
         from nowcast.baselines import pysteps_modules
         pysteps_modules()
 
@@ -438,8 +438,8 @@ def cache_mismatch(params: dict  # the whole params dict
 
 def _prepare_if_needed(params: dict, reports_dir) -> None:
     "Prepare `data.raw_dir` first when the cache does not hold it (a radar the model has never seen), as `nowcast prepare` would."
-    why = cache_mismatch(params)
-    if why is None: return
+    why, raw = cache_mismatch(params), (params.get("data") or {}).get("raw_dir")
+    if why is None or raw is None or not Path(raw).is_dir(): return   # nothing to prepare from: evaluate says what is missing
     from nowcast.data import prepare_from_params
     _log.info("evaluate: %s; preparing %s first", why, (params.get("data") or {}).get("raw_dir"))
     report = prepare_from_params(params)

@@ -318,7 +318,7 @@ def predict_test_events(params: dict, # the whole params dict (`prepare`, `predi
         chosen += sorted(s for s in starts if cache.scan_event[s] == ev)[-max_forecasts:]
     forecasts = []
     for s in chosen:
-        srcs = cache.source_paths[s:s + cache.n_in]
+        srcs = [cache.source_paths[i] for i in cache.window_indices(s, cache.n_in)]   # every k-th scan of a faster radar
         fc = forecast_scans(model, ckpt.get("params", {}), srcs, upsample=upsample,
                             field=params.get("data", {}).get("field"), device=device, amp=amp,
                             reader=read_options(params.get("data", {})))

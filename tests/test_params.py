@@ -20,8 +20,17 @@ def _load(name):
 
 
 def test_full_differs_only_in_values():
-    "params-full.yaml has exactly the keys of params.yaml, so switching is one copy."
+    "params-full.yaml and params-real.yaml have exactly the keys of params.yaml, so switching is one copy."
     assert _keys(_load("params.yaml")) == _keys(_load("params-full.yaml"))
+    assert _keys(_load("params.yaml")) == _keys(_load("params-real.yaml"))
+
+
+def test_real_trains_on_the_imported_radar():
+    "params-real.yaml: the archive stage imports ../shared/real-radar, and the model is trained for one time step and pixel."
+    p = _load("params-real.yaml")
+    assert p["data"]["raw_dir"] == p["radar_import"]["out_dir"] and p["radar_import"]["source_dir"] == "../shared/real-radar"
+    assert (p["prepare"]["time_step_s"], p["prepare"]["pixel_km"]) == (300, 1.0)
+    assert "sprog" in p["evaluate"]["methods"] and p["train"]["select_by"] == "csi" and p["train"]["crop"] > 0
 
 
 def test_full_is_the_users_curriculum():
