@@ -206,7 +206,7 @@ def markdown(report: dict) -> str:
               "|---|---|---|---|---|---|---|"]
     for r in report["runs"].values():
         s, f, e = r["rss_mb"]["start"], r["rss_mb"].get("first_forecast", {}), r["rss_mb"]["end"]
-        lines.append(f"| {r['scale']} | {s['service']} | {f.get('service', '-')} | {e['service']} | "
+        lines.append(f"| {r['scale']}, every {r['interval_s']:g} s | {s['service']} | {f.get('service', '-')} | {e['service']} | "
                      f"{s['readers']} / {e['readers']} | {(r['first_forecast_s'] or {}).get('total', '-')} | "
                      f"{r['load_average_1min']['start']:.1f} / {r['load_average_1min']['end']:.1f} |")
     lines += ["", "Goal at full scale: 95th percentile of the total under 10 s on this CPU, under 1 s on a GPU. The "
@@ -216,7 +216,7 @@ def markdown(report: dict) -> str:
     for r in report["runs"].values():
         lines.append(f"- {r['scale']}: {r['scans']} scans replayed one every {r['interval_s']:g} s "
                      f"({r['wall_s']} s), trigger {r['trigger']}, {r['forecasts']} forecasts, "
-                     f"{r['not_forecast']} scans passed over for a newer one, "
+                     f"{r['not_forecast']} passed over for a newer one, "
                      f"service exit code {r['exit_code']} after SIGTERM; model {r['model']}.")
     return "\n".join(lines) + "\n"
 
@@ -235,7 +235,7 @@ def main() -> int:
     for scale in (("embedded", "full") if args.scale == "both" else (args.scale,)):
         _, _, n, interval = SCALES[scale]
         run = replay(scale, args.scans or n, args.interval or interval, args.device, args.trigger)
-        report["runs"][f"{scale} {args.device}"] = run
+        report["runs"][f"{scale} {args.device} every {run['interval_s']:g} s"] = run
         print(json.dumps({k: run[k] for k in ("scale", "device", "scans", "forecasts", "latency_s", "rss_mb")}, indent=1))
     report["machine"] = {"cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                          "torch": torch.__version__, "torch_threads": torch.get_num_threads(),

@@ -530,6 +530,6 @@ def cli_main(argv: list[str] | None = None # arguments after `nowcast watch`
                       device=args.device, upsample=upsample, settle_s=args.settle_s, poll_s=args.poll_s, events=args.events)
     try:
         return watcher.run(once=args.once)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
+    except (OSError, ValueError, RuntimeError) as e:  # a missing folder or checkpoint, no events, the lock held
         print(f"nowcast watch: {e}", file=sys.stderr)
         return 2
