@@ -4,7 +4,8 @@
                                                [--device cpu|cuda] [--trigger events|ldata|poll]
 
 A writer publishes scans into a temporary folder as LROSE's writers do (a temporary name, then a rename into
-`yyyymmdd/hhmmss.nc`; with `--trigger ldata` it also rewrites the folder's `_latest_data_info`), one every
+`yyyymmdd/hhmmss.nc`; with `--trigger ldata` it also rewrites the folder's `_latest_data_info`, and the service
+polls instead of listening to file-system events, as on NFS; `--trigger poll` polls alone), one every
 `--interval` seconds, with scan times 5 minutes apart. The service is the real command, `nowcast watch`, in a
 process of its own, with a checkpoint saved as the training engine saves it (random weights: speed does not depend
 on them). For each forecast it measures the latency from the scan being complete (renamed into place) to the
@@ -144,7 +145,7 @@ def replay(scale: str, n_scans: int, interval: float, device: str, trigger: str)
         live, out = tmp / "live", tmp / "forecasts"
         live.mkdir()
         args = ["--input", str(live), "--out", str(out), "--model-path", str(ckpt), "--params", str(tmp / "params.yaml"),
-                "--device", device, "--settle-s", "1", "--poll-s", "2"] + (["--events", "poll"] if trigger == "poll" else [])
+                "--device", device, "--settle-s", "1", "--poll-s", "2"] + (["--events", "poll"] if trigger != "events" else [])
         n_in = int(params["prepare"]["n_in"])
         rels = [publish(tpl[-k], live, T0 - np.timedelta64(k * CADENCE_S, "s"), False)[0] for k in range(n_in - 1, 0, -1)]
         svc = Service(tmp, args)  # the radar has been running: the n_in - 1 scans before the replay are there
@@ -196,17 +197,17 @@ def markdown(report: dict) -> str:
              "complete (renamed into place) to its forecast files and `_latest_data_info` being written, median / 95th "
              "percentile in seconds, the first (cold) forecast apart. Machine: "
              f"{m['cpu']}, {m['cpus']} CPUs, torch {m['torch']} ({m['torch_threads']} threads), GPU: {m['cuda'] or 'none'}.", "",
-             "| scale | grid (z, y, x) | device | scans, every | forecasts | " + " | ".join(PARTS) + " |",
-             "|---|---|---|---|---|" + "---|" * len(PARTS)]
+             "| scale | grid (z, y, x) | device | trigger | scans, every | forecasts | " + " | ".join(PARTS) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(PARTS)]
     for r in report["runs"].values():
         cells = [f"{r['latency_s'][k]['median']} / {r['latency_s'][k]['p95']}" if r["latency_s"][k] else "-" for k in PARTS]
-        lines.append(f"| {r['scale']} | {' x '.join(map(str, r['grid_zyx']))} | {r['device']} | {r['scans']}, "
+        lines.append(f"| {r['scale']} | {' x '.join(map(str, r['grid_zyx']))} | {r['device']} | {r['trigger']} | {r['scans']}, "
                      f"{r['interval_s']:g} s | {r['forecasts']} | " + " | ".join(cells) + " |")
     lines += ["", "| scale | RSS start (MiB) | after the 1st forecast | end | readers start / end | first forecast total (s) | load avg start / end |",
               "|---|---|---|---|---|---|---|"]
     for r in report["runs"].values():
         s, f, e = r["rss_mb"]["start"], r["rss_mb"].get("first_forecast", {}), r["rss_mb"]["end"]
-        lines.append(f"| {r['scale']}, every {r['interval_s']:g} s | {s['service']} | {f.get('service', '-')} | {e['service']} | "
+        lines.append(f"| {r['scale']}, every {r['interval_s']:g} s, {r['trigger']} | {s['service']} | {f.get('service', '-')} | {e['service']} | "
                      f"{s['readers']} / {e['readers']} | {(r['first_forecast_s'] or {}).get('total', '-')} | "
                      f"{r['load_average_1min']['start']:.1f} / {r['load_average_1min']['end']:.1f} |")
     lines += ["", "Goal at full scale: 95th percentile of the total under 10 s on this CPU, under 1 s on a GPU. The "
@@ -228,14 +229,15 @@ def main() -> int:
     ap.add_argument("--interval", type=float, default=None, help="seconds between scans (default: 1 embedded, 5 full)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--trigger", choices=("events", "ldata", "poll"), default="events",
-                    help="how the service learns of scans: rename events, the radar's _latest_data_info, or polling")
+                    help="how the service learns of scans: rename events (inotify); polling and the radar's "
+                         "_latest_data_info; polling alone (--events poll: complete once unchanged for 1 s)")
     args = ap.parse_args()
     report_path = ROOT / "reports" / "bench_watch.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {"runs": {}}
     for scale in (("embedded", "full") if args.scale == "both" else (args.scale,)):
         _, _, n, interval = SCALES[scale]
         run = replay(scale, args.scans or n, args.interval or interval, args.device, args.trigger)
-        report["runs"][f"{scale} {args.device} every {run['interval_s']:g} s"] = run
+        report["runs"][f"{scale} {args.device} every {run['interval_s']:g} s, {args.trigger}"] = run
         print(json.dumps({k: run[k] for k in ("scale", "device", "scans", "forecasts", "latency_s", "rss_mb")}, indent=1))
     report["machine"] = {"cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                          "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
