@@ -332,6 +332,8 @@ class Watcher:
     def open(self):
         "Take the folder's lock, start the reader processes, load the model, start watching."
         if not self.scan_dir.is_dir(): raise FileNotFoundError(f"{self.scan_dir}: scan folder not found")
+        if self.out.resolve() == self.scan_dir.resolve():
+            raise ValueError(f"{self.out}: the forecast folder must not be the scan folder (both hold a _latest_data_info)")
         self.out.mkdir(parents=True, exist_ok=True)
         self._lock = lock_folder(self.out)
         self.done_until = load_state(self.out) or np.datetime64(0, "s")  # issue times only go forward
@@ -482,7 +484,7 @@ def run(self: Watcher, once: bool = False # forecast the latest complete scan (i
         self.close()
         for s, h in previous.items(): signal.signal(s, h)
 
-# %% ../nbs/10a_watch.ipynb #c60df837
+# %% ../nbs/10a_watch.ipynb #8da1fc4a
 class _JsonLines(logging.Formatter):
     "One JSON object per log record: time, level, message and the record's `data`."
     def format(self, r: logging.LogRecord) -> str:
