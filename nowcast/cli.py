@@ -19,6 +19,7 @@ COMMANDS = {
     "train": ("nowcast.train", "train one curriculum phase"),
     "evaluate": ("nowcast.evaluate", "score the model and the baselines on the test events"),
     "predict": ("nowcast.predict", "forecast from the latest scans and write TITAN NetCDF"),
+    "watch": ("nowcast.watch", "real time: forecast each new scan as it arrives, for TITAN"),
     "report": ("nowcast.report", "summarise a pipeline run on one page (reports/summary.md)"),
     "fetch": ("nowcast.fetch", "download or unpack a user's archive"),
 }

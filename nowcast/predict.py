@@ -24,9 +24,9 @@ from .data import dequantize, find_scans, normalize, pool_scan, quantize
 from .inference import Forecaster, autocast_dtype, precision_name, resolve_device
 
 # %% auto #0
-__all__ = ['latest_scan_paths', 'read_latest_scans', 'pool_inputs', 'run_model', 'upsample_dbz', 'Forecast', 'cadence_s',
-           'forecast_scans', 'forecast_path', 'sha256_of', 'write_forecast', 'load_forecaster', 'predict',
-           'predict_test_events', 'cli_main']
+__all__ = ['latest_scan_paths', 'check_window', 'read_latest_scans', 'pool_inputs', 'run_model', 'upsample_dbz', 'Forecast',
+           'cadence_s', 'forecast_from_scans', 'forecast_scans', 'forecast_path', 'sha256_of', 'write_forecast',
+           'load_forecaster', 'predict', 'predict_test_events', 'cli_main']
 
 # %% ../nbs/10_predict.ipynb #26c90591
 def latest_scan_paths(inputs, # a folder of scans, one file, or a list of files/folders
@@ -53,18 +53,11 @@ def latest_scan_paths(inputs, # a folder of scans, one file, or a list of files/
     return [paths[i] for i in order[-n_in:]]
 
 # %% ../nbs/10_predict.ipynb #1b422d72
-def read_latest_scans(paths: list[Path], # scan files, oldest first
-                      field: str = "DBZ", # reflectivity variable
-                      max_gap_s: float = 450, # longest allowed gap between consecutive scans
-                      *, reader: dict | None = None # `nowcast.io.read_scans` settings (timeout_s, workers, dbz_range, max_extent_km)
-                     ) -> list[Scan]:
-    "Read the scans (each with a time limit) and check them as training does: one grid, increasing times, no gap over `max_gap_s`."
-    scans = []
-    with closing(read_scans(paths, field, **(reader or {}))) as reads:
-        for path, scan in reads:
-            if isinstance(scan, ScanError): raise scan
-            scans.append(scan)
-    scans.sort(key=lambda s: s.time)
+def check_window(scans: list[Scan], # the input scans, in any order
+                 max_gap_s: float = 450, # longest allowed gap between consecutive scans
+                ) -> list[Scan]:
+    "The scans in time order, checked as training checks a window: one grid, increasing times, no gap over `max_gap_s`."
+    scans = sorted(scans, key=lambda s: s.time)
     first = scans[0]
     for prev, scan in zip(scans, scans[1:]):
         if not scan.grid.matches(first.grid):
@@ -77,6 +70,19 @@ def read_latest_scans(paths: list[Path], # scan files, oldest first
             raise ScanError(scan.path, f"{dt} s after the previous scan {prev.path}, more than "
                                        f"prepare.max_gap_s = {max_gap_s:g} s; the window has a gap")
     return scans
+
+def read_latest_scans(paths: list[Path], # scan files, oldest first
+                      field: str = "DBZ", # reflectivity variable
+                      max_gap_s: float = 450, # longest allowed gap between consecutive scans
+                      *, reader: dict | None = None # `nowcast.io.read_scans` settings (timeout_s, workers, dbz_range, max_extent_km)
+                     ) -> list[Scan]:
+    "Read the scans (each with a time limit) and check them with `check_window`."
+    scans = []
+    with closing(read_scans(paths, field, **(reader or {}))) as reads:
+        for path, scan in reads:
+            if isinstance(scan, ScanError): raise scan
+            scans.append(scan)
+    return check_window(scans, max_gap_s)
 
 # %% ../nbs/10_predict.ipynb #c0424d44
 def _demo_scans(folder, n=4, ny=8, nx=8, nz=2, cadence_s=300, start="2024-06-01T12:00:00", field="DBZ",
@@ -192,22 +198,16 @@ def cadence_s(times) -> int:
     return int(round(float(np.median(dt))))
 
 # %% ../nbs/10_predict.ipynb #be4440cd
-def forecast_scans(model: torch.nn.Module, # the trained model
-                   ckpt_params: dict, # the params the checkpoint was trained with
-                   scan_paths, # the latest scans: a folder, or a list of files
-                   *, upsample: bool = True, # bring the forecast back to the input grid
-                   field: str | None = None, # reflectivity variable (default: the checkpoint's `data.field`)
-                   device: torch.device | str | None = None, # default: train.device of the checkpoint ("auto")
-                   amp: str | bool | None = None, # default: train.amp of the checkpoint ("auto")
-                   reader: dict | None = None # `nowcast.io.read_scans` settings (`read_options(params["data"])`); None: defaults
-                  ) -> Forecast:
-    "Forecast from the latest `n_in` scans: read, pool, run the model, denormalise, upsample."
+def forecast_from_scans(model: torch.nn.Module, # the trained model
+                        ckpt_params: dict, # the params the checkpoint was trained with
+                        scans: list[Scan], # the input scans, oldest first, checked (`check_window`)
+                        *, upsample: bool = True, # bring the forecast back to the input grid
+                        device: torch.device | str | None = None, # default: train.device of the checkpoint ("auto")
+                        amp: str | bool | None = None, # default: train.amp of the checkpoint ("auto")
+                       ) -> Forecast:
+    "Forecast from scans already read: pool, run the model, denormalise, upsample (timings: pool, model, upsample)."
     p = _prep(ckpt_params)
-    field = field or (ckpt_params or {}).get("data", {}).get("field", "DBZ")
     t = {}; t0 = time.perf_counter()
-    n_in = int(getattr(model, "n_in", p["n_in"]))
-    scans = read_latest_scans(latest_scan_paths(scan_paths, n_in, reader=reader), field, p["max_gap_s"], reader=reader)
-    t["read"] = time.perf_counter() - t0; t0 = time.perf_counter()
     x, pooled_missing = pool_inputs(scans, ckpt_params)
     t["pool"] = time.perf_counter() - t0; t0 = time.perf_counter()
     pooled = run_model(model, x, ckpt_params, device, amp)
@@ -227,6 +227,26 @@ def forecast_scans(model: torch.nn.Module, # the trained model
                     lead_s=[step * (k + 1) for k in range(len(dbz))], field=last.field,
                     sources=[s.path for s in scans], pooled_dbz=pooled, timings=t,
                     sensor=last.sensor, scan_bounds_s=span)
+
+def forecast_scans(model: torch.nn.Module, # the trained model
+                   ckpt_params: dict, # the params the checkpoint was trained with
+                   scan_paths, # the latest scans: a folder, or a list of files
+                   *, upsample: bool = True, # bring the forecast back to the input grid
+                   field: str | None = None, # reflectivity variable (default: the checkpoint's `data.field`)
+                   device: torch.device | str | None = None, # default: train.device of the checkpoint ("auto")
+                   amp: str | bool | None = None, # default: train.amp of the checkpoint ("auto")
+                   reader: dict | None = None # `nowcast.io.read_scans` settings (`read_options(params["data"])`); None: defaults
+                  ) -> Forecast:
+    "Forecast from the latest `n_in` scans: read, then `forecast_from_scans`."
+    p = _prep(ckpt_params)
+    field = field or (ckpt_params or {}).get("data", {}).get("field", "DBZ")
+    t0 = time.perf_counter()
+    n_in = int(getattr(model, "n_in", p["n_in"]))
+    scans = read_latest_scans(latest_scan_paths(scan_paths, n_in, reader=reader), field, p["max_gap_s"], reader=reader)
+    read_s = time.perf_counter() - t0
+    fc = forecast_from_scans(model, ckpt_params, scans, upsample=upsample, device=device, amp=amp)
+    fc.timings = {"read": read_s, **fc.timings}
+    return fc
 
 # %% ../nbs/10_predict.ipynb #f0500d91
 def forecast_path(out_dir, # the forecast root folder
