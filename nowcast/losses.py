@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['dbz_to_normalized', 'pixel_weights', 'weighted_huber', 'ssim_index', 'masked_ssim', 'nowcast_loss', 'NowcastLoss']
+__all__ = ['dbz_to_normalized', 'pixel_weights', 'weighted_huber', 'ssim_index', 'masked_ssim', 'soft_csi', 'nowcast_loss',
+           'NowcastLoss']
 
 # %% ../nbs/04_losses.ipynb #846e961e
 def dbz_to_normalized(dbz: float,  # reflectivity in dBZ
@@ -113,6 +114,20 @@ def _norm_range(norm, dbz_min: float, dbz_max: float) -> tuple[float, float]:
     return float(get("dbz_min")), float(get("dbz_max"))
 
 
+def soft_csi(pred: torch.Tensor,  # normalised forecast [B, T, Z, H, W]
+             target: torch.Tensor,  # normalised targets, same shape
+             valid: torch.Tensor,  # bool, True where observed
+             threshold: float,  # event threshold, normalised
+             width: float,  # softness of the forecast's threshold, normalised (a few dBZ)
+            ) -> torch.Tensor:
+    "CSI of the column maximum at `threshold` with the forecast's event made smooth (a sigmoid), so that it has a gradient."
+    p = torch.sigmoid((pred.amax(dim=2) - threshold) / width)
+    o = (target.amax(dim=2) >= threshold).float()
+    v = valid.all(dim=2).float()
+    hits, false, miss = (p * o * v).sum(), (p * (1 - o) * v).sum(), ((1 - p) * o * v).sum()
+    return hits / (hits + false + miss).clamp_min(1e-6)
+
+
 def nowcast_loss(pred: torch.Tensor,  # normalised forecast [B, T, Z, H, W]
                  target: torch.Tensor,  # normalised targets, same shape
                  valid: torch.Tensor,  # bool, True where observed (False = missing data)
@@ -125,8 +140,10 @@ def nowcast_loss(pred: torch.Tensor,  # normalised forecast [B, T, Z, H, W]
                  ssim_weight: float = 0.0,  # phase's ssim_weight
                  huber_delta_dbz: float = 4.0,  # params.train.huber_delta_dbz
                  high_penalty_on: str = "either",  # params.train.high_penalty_on: "either" (target or forecast high) or "target"
+                 csi_weight: float = 0.0,  # phase's csi_weight: weight of (1 - soft CSI), averaged over `csi_dbz`
+                 csi_dbz=(35.0, 40.0),  # params.train.csi_dbz: thresholds of the soft CSI term
                 ) -> tuple[torch.Tensor, dict[str, float]]:
-    "`Huber term (dBZ) + ssim_weight * (1 - SSIM)`, in float32, and its parts as floats."
+    "`Huber term (dBZ) + ssim_weight * (1 - SSIM) + csi_weight * (1 - soft CSI)`, in float32, and its parts as floats."
     if pred.shape != target.shape or valid.shape != target.shape:
         raise ValueError(f"nowcast_loss: pred {tuple(pred.shape)}, target {tuple(target.shape)} and valid "
                          f"{tuple(valid.shape)} must have the same shape")
@@ -145,9 +162,14 @@ def nowcast_loss(pred: torch.Tensor,  # normalised forecast [B, T, Z, H, W]
         ssim = masked_ssim(pred, target, valid)
         ssim_term = ssim_weight * (1 - ssim)
         loss = huber + ssim_term if ssim_weight else huber
+        if csi_weight:   # what the forecast is judged on, made differentiable
+            width = 2.0 / (hi - lo)
+            csi = torch.stack([soft_csi(pred, target, valid, dbz_to_normalized(t, lo, hi), width) for t in csi_dbz]).mean()
+            loss = loss + csi_weight * (1 - csi)
     total = loss.item()
     parts = {"huber": huber.item(), "high_share": huber_high.item() / max(huber.item(), 1e-12),
              "ssim": ssim.item(), "ssim_term": ssim_weight * (1 - ssim.item()), "total": total}
+    if csi_weight: parts.update(soft_csi=csi.item(), csi_term=csi_weight * (1 - csi.item()))
     return loss, parts
 
 

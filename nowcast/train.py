@@ -656,7 +656,9 @@ def _phase_loss(params, phase, norm):
                              high_penalty_weight=float(pp.get("high_penalty_weight", 0.0)),
                              ssim_weight=float(pp.get("ssim_weight", 0.0)),
                              huber_delta_dbz=float(tp.get("huber_delta_dbz", 4.0)),
-                             high_penalty_on=str(tp.get("high_penalty_on", "either")))
+                             high_penalty_on=str(tp.get("high_penalty_on", "either")),
+                             csi_weight=float(pp.get("csi_weight", 0.0) or 0.0),
+                             csi_dbz=tuple(float(t) for t in tp.get("csi_dbz", (35.0, 40.0))))
 
 def _phase_model(params, cache):
     "The model named in `params.model`, sized for the cache's windows, and its `{name, kwargs}` config."
