@@ -130,10 +130,23 @@ def test_a_damaged_target_is_imported_again(imported, tmp_path):
     assert target.read_bytes() == good  # the same inputs give the same bytes
 
 
-def test_the_archive_reads_as_events(imported):
+def test_the_archive_reads_as_events_and_scans(imported):
+    "nowcast.data makes one event per source folder; nowcast.io reads every scan back: same dBZ, mask, grid and time."
     from nowcast.data import find_scans, group_events
+    from nowcast.io import read_scan
     events = group_events(find_scans(imported["out"]), 1800, root=imported["out"], workers=1)
     assert sorted((e.name, len(e.paths)) for e in events) == sorted(SAMPLE.items())
+    for name in SAMPLE:
+        t = imported["picked"][name][0][0]
+        path = target_path(imported["out"], name, t)
+        scan, (dbz, _, gm, tb, _, y) = read_scan(path, max_extent_km=4000.0), _written(path)  # CONUS, Europe: 3700, 2200 km
+        assert scan.dbz.shape == (1,) + dbz.shape and scan.time == t and scan.sensor is None
+        np.testing.assert_array_equal(scan.missing[0], np.isnan(dbz))
+        np.testing.assert_allclose(scan.dbz[0][~scan.missing[0]], dbz[~np.isnan(dbz)], atol=1e-4)
+        np.testing.assert_allclose(scan.grid.y_km, y, atol=1e-4)
+        assert scan.grid.projection["grid_mapping_name"] == PROJECTION[name]
+        assert scan.grid.xy_units == ("degrees" if name == "mrms" else "km")
+        assert (scan.time_bounds is not None) == (tb is not None)
 
 
 def test_params_section_and_bad_names(tmp_path, imported):
