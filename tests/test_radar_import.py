@@ -159,3 +159,16 @@ def test_params_section_and_bad_names(tmp_path, imported):
     with netCDF4.Dataset(target_path(tmp_path / "a", "opera", t)) as ds:
         assert "reflectivity" in ds.variables and (ds.zr_a, ds.zr_b) == (300.0, 1.5)
     assert cli.main(["import", "--params", str(params), "--sources", "nowhere", "--report", str(rpt)]) == 1
+
+
+def test_every_source_passes_the_cf_compliance_checker(imported, tmp_path):
+    from compliance_checker.runner import CheckSuite, ComplianceChecker
+    CheckSuite.load_all_available_checkers()
+    for name in SAMPLE:
+        path, report = target_path(imported["out"], name, imported["picked"][name][0][0]), tmp_path / f"{name}.json"
+        passed, errored = ComplianceChecker.run_checker(str(path), ["cf:1.6"], 0, "strict", output_filename=str(report),
+                                                        output_format="json")
+        results = json.loads(report.read_text())["cf:1.6"]
+        msgs = [m for level in ("high_priorities", "medium_priorities", "low_priorities")
+                for r in results[level] if r["value"][0] < r["value"][1] for m in r["msgs"]]
+        assert passed and not errored and msgs == [], (name, msgs)
