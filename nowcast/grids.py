@@ -121,7 +121,7 @@ def check_projection(
                         f"{proj['latitude_of_projection_origin']!r}, not a pole (+90 or -90)")
     return proj
 
-
+# %% ../nbs/00a_grids.ipynb #f49457a6
 def azimuthal_equidistant(
     lat: float,  # latitude of the origin (the radar), degrees north
     lon: float,  # longitude of the origin, degrees east
@@ -289,7 +289,7 @@ def _to_lonlat(key: tuple, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np
         lon, lat = _transformer(key).transform(np.asarray(x, float) * 1000.0, np.asarray(y, float) * 1000.0, errcheck=False)
     return np.asarray(lon, float), np.asarray(lat, float)
 
-
+# %% ../nbs/00a_grids.ipynb #6ff47257
 def crs_of(
     grid,  # a `Grid` (or anything with `projection`), or the grid-mapping attributes themselves
 ):
@@ -297,7 +297,7 @@ def crs_of(
     proj = getattr(grid, "projection", grid)
     return _crs(_crs_key(check_projection(proj)))
 
-
+# %% ../nbs/00a_grids.ipynb #e4e42db7
 def lonlat(
     grid,  # a `Grid`
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -376,7 +376,7 @@ def cf_grid_mapping(
         out.update({k: float(cf.get(k, 0.0)) * to_km for k in OFFSETS})
     return check_projection({**out, **earth})
 
-
+# %% ../nbs/00a_grids.ipynb #ef93fdfb
 def sphere_offset_km(
     grid: Grid,  # a grid whose projection may be on an ellipsoid
     samples: int = 41,  # pixels sampled along each axis
@@ -423,7 +423,7 @@ def grid_from_pysteps(
         grid.projection["comment"] = proj["comment"].rstrip(".") + f" (up to {sphere_offset_km(grid):.1f} km on this grid)."
     return grid
 
-
+# %% ../nbs/00a_grids.ipynb #7b524769
 def rows_south_first(
     field: np.ndarray,  # a pysteps field [..., Y, X]
     metadata: dict,  # its metadata (`yorigin`)
@@ -445,7 +445,7 @@ def _globe(p: dict):
 def _first(v) -> float:
     return float(np.atleast_1d(v)[0])
 
-
+# %% ../nbs/00a_grids.ipynb #764cc19b
 def cartopy_crs(
     grid,  # a `Grid` (or anything with `projection`), or the grid-mapping attributes
 ):
@@ -485,7 +485,7 @@ def cartopy_crs(
     return ccrs.NearsidePerspective(central_longitude=lon0, central_latitude=lat0, globe=globe,  # vertical_perspective
                                     satellite_height=_first(p["perspective_point_height"]), **off)
 
-
+# %% ../nbs/00a_grids.ipynb #4f97435f
 def map_scale(
     grid,  # a `Grid`
 ) -> float:

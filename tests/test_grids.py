@@ -7,6 +7,7 @@ and compared: the same values (within the packing), mask, grid, projection attri
 positions. Each written file also passes the CF compliance checker (CF-1.6, strict).
 """
 import json
+from pathlib import Path
 
 import netCDF4
 import numpy as np
@@ -81,7 +82,7 @@ def test_round_trip_through_writer_and_reader(written, name):
     path, grid, dbz, missing = written[name]
     s = read_scan(path)
     assert (s.missing == missing).all()
-    assert np.abs(s.dbz - dbz)[~missing].max() <= 0.005 + 1e-6
+    assert np.abs(s.dbz - dbz)[~missing].max() <= 0.005 + 1e-5  # packing, float32
     assert s.grid.matches(grid) and same_attrs(s.grid.projection, grid.projection), (s.grid.projection, grid.projection)
     assert s.grid.is_latlon == (name == "latitude_longitude")
     lon, lat = lonlat(s.grid)
@@ -205,3 +206,42 @@ def test_forecast_carries_its_input_grid_mapping(checkpoint, tmp_path, name, ups
     back = read_scan(files[-1])
     assert back.grid.projection["grid_mapping_name"] == name
     assert back.grid.matches(grid if upsample else grid.pooled(2))
+
+
+# --- the five real sources, as their pysteps importers describe them -------------------------------------
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "real-radar"  # ../shared/real-radar from the repo root
+SOURCES = {  # name -> (file, importer, keyword arguments, (lon, lat) the grid's centre pixel lies near)
+    "KNMI": ("radar/KNMI/2010/08/RAD_NL25_RAP_5min_201008260000.h5", "import_knmi_hdf5", {}, (4.97, 52.51)),
+    "RMI": ("radar/rmi/radqpe/20210704/20210704155000.rad.best.comp.rate.qpe.hdf", "import_odim_hdf5", {"qty": "RATE"},
+            (4.38, 50.67)),
+    "BoM": ("radar/bom/prcp-cscn/2/2018/06/16/2_20180616_100000.prcp-cscn.nc", "import_bom_rf3", {}, (144.75, -37.85)),
+    "MRMS": ("mrms/2019/06/10/PrecipRate_00.00_20190610-000000.grib2", "import_mrms_grib", {}, (-94.98, 37.50)),
+    "OPERA": ("radar/OPERA/20180824/T_PAAH21_C_EUOC_20180824180000.hdf", "import_opera_hdf5", {}, (9.25, 54.11)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_real_source_grid_round_trip(name, tmp_path):
+    "A real composite's pysteps metadata -> Grid -> file -> read_scan: same grid, and pixels where pysteps puts them."
+    from pysteps import io as pio
+    from nowcast.grids import grid_from_pysteps, rows_south_first
+    rel, importer, kw, (lon_c, lat_c) = SOURCES[name]
+    assert (REAL / rel).is_file(), f"real radar sample missing: {REAL / rel} (see ../shared/real-radar/README.md)"
+    rain, _, meta = getattr(pio, importer)(str(REAL / rel), **kw)
+    grid = grid_from_pysteps(meta, rain.shape)
+    rain = rows_south_first(np.asarray(rain, float), meta)
+    missing = ~np.isfinite(rain)[None]
+    dbz = np.where(missing, np.nan, np.clip(10 * np.log10(200 * np.maximum(rain, 0.01) ** 1.6), -10, 70)).astype(np.float32)
+    p = write_grid_netcdf(tmp_path / f"{name}.nc", dbz, missing, "2019-06-10T00:00:00", grid)
+    s = read_scan(p, max_extent_km=4000.0)  # MRMS's CONUS grid reaches 3700 km from its centre
+    assert s.grid.matches(grid) and same_attrs(s.grid.projection, grid.projection)
+    assert (s.missing == missing).all() and np.abs(s.dbz - dbz)[~missing].max() <= 0.005 + 1e-5  # packing, float32
+    lon, lat = lonlat(s.grid)
+    j, i = grid.shape[1] // 2, grid.shape[2] // 2
+    assert abs(lon[j, i] - lon_c) < 0.01 and abs(lat[j, i] - lat_c) < 0.01
+    src = pyproj.CRS(meta["projection"])  # the same pixel through pysteps' own PROJ string, in its own units
+    unit = 1.0 if grid.is_latlon or meta["cartesian_unit"] == "km" else 1000.0
+    lon0, lat0 = pyproj.Transformer.from_crs(src, src.geodetic_crs, always_xy=True).transform(
+        grid.x_km[i] * unit, grid.y_km[j] * unit)
+    assert abs(lon[j, i] - lon0) < 1e-5 and abs(lat[j, i] - lat0) < 1e-5  # float32 coordinates in the file: about a metre

