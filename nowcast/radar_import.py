@@ -34,8 +34,8 @@ _log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['SOURCES', 'IMPORT_DEFAULTS', 'pysteps_io', 'pysteps_data_sources', 'RadarSource', 'source_spec', 'scan_time_of',
-           'find_source_files', 'rain_to_dbz', 'target_path', 'import_scan', 'is_imported', 'import_source',
-           'import_radar', 'import_from_params', 'format_summary', 'cli_main']
+           'find_source_files', 'Conversion', 'rain_to_dbz', 'target_path', 'import_scan', 'is_imported',
+           'import_source', 'import_radar', 'import_from_params', 'format_summary', 'cli_main']
 
 # %% ../nbs/01b_radar_import.ipynb #bffe582d
 def pysteps_io():
@@ -165,6 +165,19 @@ def find_source_files(
                 found.append((t, p))
     return sorted(found)
 
+# %% ../nbs/01b_radar_import.ipynb #2137f8d7
+@dataclass(frozen=True)
+class Conversion:
+    "How rain becomes the dBZ written: the Z-R relation and the no-rain value (written into every file, checked on a rerun)."
+
+    zr_a: float = 200.0  # Z = a R^b: a (Marshall-Palmer)
+    zr_b: float = 1.6  # b
+    no_rain_dbz: float = -20.0  # the dBZ written where the rain is below the importer's threshold
+
+    def attrs(self) -> dict:
+        "The file attributes that record it."
+        return {"zr_a": float(self.zr_a), "zr_b": float(self.zr_b), "no_rain_dbz": float(self.no_rain_dbz)}
+
 # %% ../nbs/01b_radar_import.ipynb #94612700
 def rain_to_dbz(
     path,  # the source file (named in errors)
@@ -272,14 +285,12 @@ def import_scan(
     out_dir,  # the archive folder
     *,
     field: str = "DBZ",  # name of the reflectivity variable written
-    zr_a: float = 200.0,  # Z = a R^b: a
-    zr_b: float = 1.6,  # b
-    no_rain_dbz: float = -20.0,  # dBZ written where there is no rain
+    conversion: Conversion = Conversion(),  # Z-R relation and no-rain value
 ) -> Path:
     "Read one composite with pysteps, convert it to dBZ and write it as one CF scan in LROSE's layout; returns the file."
     path = Path(path)
     precip, metadata = _read_source_file(path, source)
-    dbz, missing, info = rain_to_dbz(path, precip, metadata, zr_a=zr_a, zr_b=zr_b, no_rain_dbz=no_rain_dbz)
+    dbz, missing, info = rain_to_dbz(path, precip, metadata, **conversion.attrs())
     try:
         grid = grid_from_pysteps(metadata, dbz.shape, z_km=(0.0,))
     except (GridError, KeyError, TypeError, ValueError) as err:
@@ -304,12 +315,12 @@ def _settings_match(ds, field: str, settings: dict) -> bool:
 def is_imported(
     target,  # an archive scan file
     field: str,  # its reflectivity variable
-    settings: dict,  # the conversion attributes it must carry (zr_a, zr_b, no_rain_dbz)
+    conversion: Conversion,  # the conversion it must have been written with
 ) -> bool:
-    "True when `target` exists, reads completely and was written with `settings` (a rerun leaves it alone)."
+    "True when `target` exists, reads completely and was written with `conversion` (a rerun leaves it alone)."
     try:
         with netCDF4.Dataset(target) as ds:
-            return _settings_match(ds, field, settings)
+            return _settings_match(ds, field, conversion.attrs())
     except Exception:  # absent, damaged or not ours: import it (again)
         return False
 
@@ -323,14 +334,14 @@ def _describe(target: Path) -> dict:
                 "pixel_units": str(ds["x0"].units), "projection": gm.grid_mapping_name if gm is not None else "none"}
 
 
-def _import_one(path: Path, name: str, source: RadarSource, out_dir, field: str, conversion: dict) -> dict:
+def _import_one(path: Path, name: str, source: RadarSource, out_dir, field: str, conversion: Conversion) -> dict:
     "Import one file unless its target is already there: {'status', 'time', 'replaced', grid description}."
     t = scan_time_of(path, source)
     target = target_path(out_dir, name, t)
     existed = target.exists()
     done = is_imported(target, field, conversion)
     if not done:
-        import_scan(path, t, name, source, out_dir, field=field, **conversion)
+        import_scan(path, t, name, source, out_dir, field=field, conversion=conversion)
     return {"status": "already_imported" if done else "imported", "time": str(t), "replaced": existed and not done,
             **_describe(target)}
 
@@ -353,9 +364,7 @@ def import_source(
     out_dir,  # the archive folder
     *,
     field: str = "DBZ",  # name of the reflectivity variable written
-    zr_a: float = 200.0,  # Z = a R^b: a
-    zr_b: float = 1.6,  # b
-    no_rain_dbz: float = -20.0,  # dBZ written where there is no rain
+    conversion: Conversion = Conversion(),  # Z-R relation and no-rain value
     workers: int = 2,  # reader processes
     timeout_s: float = 120.0,  # the longest one file's import may take
 ) -> dict:
@@ -364,7 +373,6 @@ def import_source(
     io_.get_method(source.importer, "importer")  # an unknown importer is a configuration error, not 230 bad files
     start = _time.monotonic()
     files = find_source_files(source_dir, source)
-    conversion = {"zr_a": float(zr_a), "zr_b": float(zr_b), "no_rain_dbz": float(no_rain_dbz)}
     work = partial(_import_one, name=name, source=source, out_dir=Path(out_dir), field=field, conversion=conversion)
     skips, done = Skips(), []
     for path, res in read_many(work, [p for _, p in files], timeout_s=timeout_s, workers=workers):
@@ -383,7 +391,7 @@ def import_source(
             "first_time": times[0] if times else None, "last_time": times[-1] if times else None,
             "cadence_s": _cadence_s(times), "expected_cadence_s": float(source.timestep) * 60,
             **{k: _one_or_all([r[k] for r in done]) if done else None for k in ("grid_shape", "pixel", "pixel_units", "projection")},
-            "seconds": round(_time.monotonic() - start, 2), **conversion}
+            "seconds": round(_time.monotonic() - start, 2), **conversion.attrs()}
 
 # %% ../nbs/01b_radar_import.ipynb #259fc858
 IMPORT_DEFAULTS = {"source_dir": "../shared/real-radar", "out_dir": "nowcast-data/real-radar",
@@ -398,16 +406,14 @@ def import_radar(
     *,
     define: dict | None = None,  # more sources, {name: pysteps-style entry}
     field: str = "DBZ",  # name of the reflectivity variable written
-    zr_a: float = 200.0,  # Z = a R^b: a
-    zr_b: float = 1.6,  # b
-    no_rain_dbz: float = -20.0,  # dBZ written where there is no rain
+    conversion: Conversion = Conversion(),  # Z-R relation and no-rain value
     workers: int = 2,  # reader processes
     read_timeout_s: float = 120.0,  # the longest one file's import may take
 ) -> dict:
     "Import every named source; {'sources': {name: report}, 'totals': counts over all of them}."
     specs = {name: source_spec(name, define) for name in sources}  # every name checked before any work
-    reports = {name: import_source(name, spec, source_dir, out_dir, field=field, zr_a=zr_a, zr_b=zr_b, no_rain_dbz=no_rain_dbz,
-                                   workers=workers, timeout_s=read_timeout_s) for name, spec in specs.items()}
+    reports = {name: import_source(name, spec, source_dir, out_dir, field=field, conversion=conversion, workers=workers,
+                                   timeout_s=read_timeout_s) for name, spec in specs.items()}
     totals = {k: sum(r[k] for r in reports.values()) for k in ("files_found", "imported", "already_imported", "replaced")}
     totals["refused"] = sum(r["refused"]["total"] for r in reports.values())
     return {"sources": reports, "totals": totals, "out_dir": str(out_dir), "field": field}
@@ -425,7 +431,7 @@ def import_from_params(
     p = {**IMPORT_DEFAULTS, **section, **{k: v for k, v in override.items() if v is not None}}
     field = (params.get("data") or {}).get("field", "DBZ")
     return import_radar(p["source_dir"], p["out_dir"], list(p["sources"]), define=p["define"], field=field,
-                        zr_a=float(p["zr_a"]), zr_b=float(p["zr_b"]), no_rain_dbz=float(p["no_rain_dbz"]),
+                        conversion=Conversion(float(p["zr_a"]), float(p["zr_b"]), float(p["no_rain_dbz"])),
                         workers=int(p["workers"]), read_timeout_s=float(p["read_timeout_s"]))
 
 # %% ../nbs/01b_radar_import.ipynb #c959b261

@@ -130,10 +130,23 @@ def test_a_damaged_target_is_imported_again(imported, tmp_path):
     assert target.read_bytes() == good  # the same inputs give the same bytes
 
 
-def test_the_archive_reads_as_events(imported):
+def test_the_archive_reads_as_events_and_scans(imported):
+    "nowcast.data makes one event per source folder; nowcast.io reads every scan back: same dBZ, mask, grid and time."
     from nowcast.data import find_scans, group_events
+    from nowcast.io import read_scan
     events = group_events(find_scans(imported["out"]), 1800, root=imported["out"], workers=1)
     assert sorted((e.name, len(e.paths)) for e in events) == sorted(SAMPLE.items())
+    for name in SAMPLE:
+        t = imported["picked"][name][0][0]
+        path = target_path(imported["out"], name, t)
+        scan, (dbz, _, gm, tb, _, y) = read_scan(path, max_extent_km=4000.0), _written(path)  # CONUS, Europe: 3700, 2200 km
+        assert scan.dbz.shape == (1,) + dbz.shape and scan.time == t and scan.sensor is None
+        np.testing.assert_array_equal(scan.missing[0], np.isnan(dbz))
+        np.testing.assert_allclose(scan.dbz[0][~scan.missing[0]], dbz[~np.isnan(dbz)], atol=1e-4)
+        np.testing.assert_allclose(scan.grid.y_km, y, atol=1e-4)
+        assert scan.grid.projection["grid_mapping_name"] == PROJECTION[name]
+        assert scan.grid.xy_units == ("degrees" if name == "mrms" else "km")
+        assert (scan.time_bounds is not None) == (tb is not None)
 
 
 def test_params_section_and_bad_names(tmp_path, imported):
@@ -146,3 +159,16 @@ def test_params_section_and_bad_names(tmp_path, imported):
     with netCDF4.Dataset(target_path(tmp_path / "a", "opera", t)) as ds:
         assert "reflectivity" in ds.variables and (ds.zr_a, ds.zr_b) == (300.0, 1.5)
     assert cli.main(["import", "--params", str(params), "--sources", "nowhere", "--report", str(rpt)]) == 1
+
+
+def test_every_source_passes_the_cf_compliance_checker(imported, tmp_path):
+    from compliance_checker.runner import CheckSuite, ComplianceChecker
+    CheckSuite.load_all_available_checkers()
+    for name in SAMPLE:
+        path, report = target_path(imported["out"], name, imported["picked"][name][0][0]), tmp_path / f"{name}.json"
+        passed, errored = ComplianceChecker.run_checker(str(path), ["cf:1.6"], 0, "strict", output_filename=str(report),
+                                                        output_format="json")
+        results = json.loads(report.read_text())["cf:1.6"]
+        msgs = [m for level in ("high_priorities", "medium_priorities", "low_priorities")
+                for r in results[level] if r["value"][0] < r["value"][1] for m in r["msgs"]]
+        assert passed and not errored and msgs == [], (name, msgs)
