@@ -390,7 +390,7 @@ def _lk_refine(frames: torch.Tensor,  # [B, T, h, w] one pyramid level
 @torch.no_grad()
 def dense_lk_motion(frames: torch.Tensor,  # [B, T, H, W] scans in time order (normalised; no echo = 0)
                     levels=(8, 4, 2),  # pyramid: average-pooling factors, coarse to fine
-                    sigma: float = 4.0,  # Gaussian window of the least-squares fit, pixels of each level
+                    sigma: float = 6.0,  # Gaussian window of the least-squares fit, pixels of each level
                     ridge: float = 1e-3,  # ridge on the fit (where there is no echo, no correction)
                     iters: int = 3,  # refinements per level
                     smooth: float = 1.0,  # blur of each level's scans before the gradients, pixels

@@ -67,13 +67,14 @@ def radar_lines(rep: dict  # prepare.json
 # %% ../nbs/13_report.ipynb #7ce0fe33
 def training_section(reports: Path) -> list[str]:
     "Per phase: epochs, best validation loss, throughput, device and wall time."
-    lines = ["## Training", "", "| phase | epochs | best val loss | samples/s | device | amp | wall (s) |",
+    lines = ["## Training", "", "| phase | epochs | best val (loss, or CSI) | samples/s | device | amp | wall (s) |",
              "|---|---|---|---|---|---|---|"]
     for phase in PHASES:
         t = _read_json(reports / f"{phase}_train.json")
         if t is None: lines.append(f"| {phase} | not run | | | | | |"); continue
         first, end = t["epochs"]
-        lines.append(f"| {phase} | {first}-{end - 1} | {_fmt(t['best_val'], 4)} | {_fmt(t['samples_per_s'], 2)} | "
+        best = f"CSI {-t['best_val']:.3f}" if t.get("select_by") == "csi" and t.get("best_val") is not None else _fmt(t['best_val'], 4)
+        lines.append(f"| {phase} | {first}-{end - 1} | {best} | {_fmt(t['samples_per_s'], 2)} | "
                      f"{t['device']} | {t['amp_dtype']} | {_fmt(t['wall_s'], 0)} |")
     return lines
 

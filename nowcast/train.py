@@ -492,6 +492,15 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
     if rank == 0:
         _say(f"{phase}: epochs {start}..{end - 1} on {device} ({run.amp_name}), {len(train_data)} training windows, "
              f"{batches_per_epoch} batches of {run.bs} per epoch" + (f", resuming from {resumed}" if resumed else ""))
+    start_csi = None
+    if ckpt is None and run.select_by == "csi" and val_data is not None and len(val_data) and score_fn is not None:
+        # the weights the phase starts from are a candidate too: training that makes the forecast worse is not kept
+        start_csi = _validation_csi(raw, val_data, loss_fn, run, device, rank, world, score_fn, table)
+        state["best_val"] = -start_csi if math.isfinite(start_csi) else math.inf
+        ck = checkpoint(start - 1)
+        if rank == 0:
+            save_checkpoint(ck, paths["best"])
+            _say(f"{phase}: the weights it starts from score validation {score_name} {start_csi:.3f}; kept as best until an epoch beats them")
     with _StopFlag() as stop:
         while state["epoch"] < end:
             epoch = state["epoch"]
@@ -571,7 +580,7 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
                 raise _stop(phase, stop.signum, f"after epoch {epoch}", paths["last"])
     if live: live.end()
     summary = {"phase": phase, "epochs": [start, end], "epochs_run": [h["epoch"] for h in history],
-               "best_val": state["best_val"], "final": history[-1] if history else None, "history": history,
+               "best_val": state["best_val"], "select_by": run.select_by, "start_val_score": start_csi, "final": history[-1] if history else None, "history": history,
                "samples_per_s": (sum(h["samples_per_s"] for h in history) / len(history)) if history else None,
                "skipped_batches": state["skipped"], "device": str(device), "world_size": world,
                "amp_dtype": run.amp_name,
@@ -582,6 +591,15 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
         out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(out) as t: Path(t).write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def _validation_csi(raw, val_data, loss_fn, run, device, rank, world, score_fn, table=None) -> float:
+    "Validation CSI (mean over leads) of the model as it is."
+    from nowcast.verification import scores
+    val = validate(raw, val_data, loss_fn, batch_size=run.bs, device=device, autocast_dtype=run.autocast_dtype,
+                   channels_last=run.channels_last, rank=rank, world=world, score_fn=score_fn, table=table)
+    csi = scores(val["counts"])["csi"] if val["counts"] is not None else np.array([np.nan])
+    return float(np.nanmean(csi)) if np.isfinite(csi).any() else math.nan
 
 
 def _end_of_epoch(epoch, elog, world, device, raw, val_data, loss_fn, run, rank, score_fn, score_name,
