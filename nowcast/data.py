@@ -434,7 +434,7 @@ def describe_grid(grid: Grid) -> dict:
     lat, lon = grid.origin_latlon
     return {"shape": list(grid.shape), "dx_km": r(grid.dx_km), "dy_km": r(grid.dy_km),
             "origin": None if np.isnan(lat) or np.isnan(lon) else [r(lat), r(lon)],
-            "projection": grid.projection.get("grid_mapping_name"),
+            "projection": grid.projection.get("grid_mapping_name"), "xy_units": grid.xy_units,
             **{f"{a}_km": [r(c[0]), r(c[-1])] for a, c in (("x", grid.x_km), ("y", grid.y_km), ("z", grid.z_km))}}
 
 def grid_words(d: dict  # from `describe_grid`
@@ -443,7 +443,8 @@ def grid_words(d: dict  # from `describe_grid`
     nz, ny, nx = d["shape"]
     where = f"origin {d['origin'][0]:g}, {d['origin'][1]:g}" if d["origin"] else "no origin"
     proj = f" ({d['projection']})" if d["projection"] else ""
-    extent = ", ".join(f"{a} {d[a + '_km'][0]:g}..{d[a + '_km'][1]:g} km" for a in "xyz")
+    unit = lambda a: "km" if a == "z" or d.get("xy_units", "km") == "km" else "deg"   # a lat/lon grid's x/y are degrees
+    extent = ", ".join(f"{a} {d[a + '_km'][0]:g}..{d[a + '_km'][1]:g} {unit(a)}" for a in "xyz")
     return f"{nz}x{ny}x{nx} (z, y, x), spacing {d['dx_km']:g} x {d['dy_km']:g} km, {where}{proj}, {extent}"
 
 def _group_words(g: GridGroup) -> str:

@@ -426,6 +426,7 @@ class AdvectionNet(nn.Module):
                  downsample: int | Sequence[int] = (2, 2),  # (y, x) stride in front of each stage; motion at the coarsest
                  channels_last: bool = False,  # use the channels-last memory layout
                  motion_prior: str = "none",  # "lk": learn a correction to dense Lucas-Kanade motion of the inputs; "none"
+                 growth: bool = True,  # learn growth and decay; False: the echoes only move (their change is not learned)
                 ):
         super().__init__()
         hidden = [int(h) for h in hidden]
@@ -433,10 +434,10 @@ class AdvectionNet(nn.Module):
             raise ValueError("AdvectionNet: hidden must list at least one stage")
         if motion_prior not in ("none", "lk"):
             raise ValueError(f"AdvectionNet: motion_prior must be 'none' or 'lk', not {motion_prior!r}")
-        self.motion_prior = motion_prior
+        self.motion_prior, self.growth = motion_prior, bool(growth)
         self.config = dict(n_levels=n_levels, n_in=n_in, n_out=n_out, hidden=hidden, kernel=kernel, groups=groups,
                            downsample=downsample if isinstance(downsample, int) else list(downsample),
-                           channels_last=channels_last, motion_prior=motion_prior)
+                           channels_last=channels_last, motion_prior=motion_prior, growth=self.growth)
         self.n_levels, self.n_in, self.n_out, self.channels_last = n_levels, n_in, n_out, channels_last
         self.strides = _as_strides(downsample, len(hidden))
         self.divisor = math.prod(self.strides)
@@ -476,7 +477,8 @@ class AdvectionNet(nn.Module):
         for up, skip in zip(self.up, reversed(feats[:-1])):
             y = up(torch.cat([F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1))
         # the change accumulates lead by lead: each lead adds its own increment to the one before
-        return v.float(), self.tendency(y).reshape(b, self.n_out, z, h, w).cumsum(dim=1)
+        change = self.tendency(y).reshape(b, self.n_out, z, h, w).cumsum(dim=1)
+        return v.float(), change if self.growth else torch.zeros_like(change)
 
     def motion(self, inputs: torch.Tensor) -> torch.Tensor:
         "Displacement of each lead, `[B, n_out, 2 (x, y), H, W]` in pixels (any H, W)."

@@ -44,6 +44,8 @@ def test_every_readme_command_is_one_a_test_or_make_target_runs():
             assert words[1] in make_targets, cmd
         elif cmd.startswith("cp params-full.yaml params.yaml && .venv/bin/dvc exp run"):
             assert "cp params-full.yaml params.yaml && dvc exp run" in tests_text, cmd   # tests/test_full_scale.py
+        elif cmd.startswith("cp params-real.yaml params.yaml && .venv/bin/dvc exp run"):
+            assert "cp params-real.yaml params.yaml && dvc exp run" in tests_text, cmd   # tests/test_real_radar.py
         elif words[0] == ".venv/bin/dvc":
             assert " ".join(words[1:3]) in tested_dvc, cmd
             assert f'"{words[1]}", "{words[2]}"' in tests_text or "dvc exp run" in tests_text, cmd
