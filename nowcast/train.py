@@ -708,6 +708,17 @@ def _csi_counter(norm, threshold_dbz: float):
         return total
     return count
 
+def _previous_phase_end(params: dict, phase: str, init) -> dict:
+    "Params whose previous phase ends where its checkpoint `init` says it ran to (`--epochs` may have cut it), not where params.yaml says."
+    n = _phase_number(phase)
+    if n < 2 or init is None or not Path(init).is_file(): return params
+    prev = f"phase{n - 1}"
+    ran = (load_checkpoint(init).get("params") or {}).get(prev, {}).get("epochs")
+    if ran is None or int(ran) == int(params.get(prev, {}).get("epochs", ran)): return params
+    print(f"{phase}: {prev} ran until epoch {int(ran)} ({init} says so), not {prev}.epochs = {params[prev]['epochs']} of the "
+          f"params; {phase} goes on from there", file=sys.stderr)
+    return apply_overrides(params, {f"{prev}.epochs": int(ran)})
+
 def _spread(dataset, n: int):
     "At most `n` windows of `dataset`, evenly spread (0: all)."
     from torch.utils.data import Subset
@@ -742,6 +753,7 @@ def train_phase(params: dict, # the whole params dict (params.yaml)
     loss_fn = _phase_loss(params, phase, train_ds.cache.norm)
     score_dbz = float(params["train"].get("score_dbz", 35.0))
     init = init_from if init_from is not None else params[phase].get("init_from")
+    params = _previous_phase_end(params, phase, rel(init))
     return fit(model, train_ds, val_ds, loss_fn, params, phase, model_config=cfg, root=root,
                resume_from=rel(resume_from), init_from=rel(init), on_step=on_step,
                score_fn=_csi_counter(train_ds.cache.norm, score_dbz), score_name=f"csi{score_dbz:g}", table=train_ds.table)

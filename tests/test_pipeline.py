@@ -140,17 +140,17 @@ def test_repro_on_a_users_archive(tmp_path):
 @pytest.mark.parametrize("place", ["data", "data/mine"])
 def test_a_users_archive_in_data_survives_dvc_repro(tmp_path, place):
     """`data/` was the synthetic archive's folder (a DVC output, so `dvc repro` replaced it). A user's archive there, or
-    in `data/mine`, is now never an output: after `dvc repro prepare` (the stages that touch archives) every file is
+    in `data/mine`, is now never an output: after `dvc repro archive prepare` (the stages that touch archives) every file is
     still there, byte for byte, and a user's folder inside the pipeline's own is refused before anything runs."""
     proj = copy_project(tmp_path / "proj", merge(json.loads(json.dumps(TINY)), {"data": {"raw_dir": place}}))
     before = _users_archive(proj, place, tmp_path)
-    out = _run(["dvc", "repro", "prepare"], proj)
-    assert {"archive", "prepare"} <= set(_ran(out)), out[-3000:]
+    out = _run(["dvc", "repro", "archive", "prepare"], proj)
+    assert {"archive", "prepare"} <= set(_ran(out)), (_ran(out), out[:3000])
     assert {p: p.read_bytes() for p in (proj / place).rglob("*") if p.is_file()} == before
     assert json.loads((proj / "reports/prepare.json").read_text())["scans"] == len(before) - 1
     params = yaml.safe_load((proj / "params.yaml").read_text())
     params["data"]["raw_dir"] = "nowcast-data/synthetic/mine"
     (proj / "params.yaml").write_text(yaml.safe_dump(params))
-    res = subprocess.run(["dvc", "repro", "prepare"], cwd=proj, env=env(), capture_output=True, text=True, timeout=600)
+    res = subprocess.run(["dvc", "repro", "archive", "prepare"], cwd=proj, env=env(), capture_output=True, text=True, timeout=600)
     assert res.returncode != 0 and "lies inside nowcast-data/synthetic" in res.stdout + res.stderr
     assert {p: p.read_bytes() for p in (proj / place).rglob("*") if p.is_file()} == before

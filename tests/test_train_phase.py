@@ -138,3 +138,20 @@ def test_cli_trains_a_phase(tmp_path, tiny_params):
     ck = load_checkpoint(tmp_path / "checkpoints/phase1_best.pt")
     assert ck["params"]["train"]["batch_size"] == 3 and ck["params"]["phase1"]["lr"] == 5e-4
     assert ck["step"] == 2                                    # 6 training windows / batch 3
+
+
+def test_a_phase_goes_on_from_where_the_previous_one_ran(tmp_path, tiny_params, capsys):
+    "Phase 1 cut short with `--epochs` (an override): phase 2 starts at the epoch phase 1's checkpoint reached, and says so."
+    train_phase(tiny_params, "phase1", root=tmp_path, overrides={"phase1.epochs": 1})
+    s = train_phase(tiny_params, "phase2", root=tmp_path, overrides={"phase2.epochs": 3})
+    assert s["epochs"] == [1, 3] and s["epochs_run"] == [1, 2]
+    assert "phase1 ran until epoch 1" in capsys.readouterr().err
+
+
+def test_checkpoints_chosen_by_validation_csi_keep_the_starting_weights_unless_beaten(tmp_path, tiny_params):
+    "train.select_by csi: the weights a phase starts from are scored first and stay `best` until an epoch scores higher."
+    p = {**tiny_params, "train": {**tiny_params["train"], "select_by": "csi"}, "phase1": {**tiny_params["phase1"], "lr": 0.0}}
+    s = train_phase(p, "phase1", root=tmp_path, overrides={"train.warmup_steps": 0})
+    assert s["select_by"] == "csi" and s["start_val_score"] is not None
+    best = load_checkpoint(tmp_path / "checkpoints/phase1_best.pt")
+    assert best["epoch"] == -1 and best["best_val"] == -s["start_val_score"]   # lr 0: no epoch can beat the start
