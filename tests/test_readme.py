@@ -42,11 +42,13 @@ def test_every_readme_command_is_one_a_test_or_make_target_runs():
         words = shlex.split(cmd.replace("<", "").replace(">", ""))
         if words[0] == "make":
             assert words[1] in make_targets, cmd
-        elif cmd.startswith("cp params-full.yaml params.yaml && .venv/bin/dvc exp run"):
+        elif cmd == "source .venv/bin/activate":
+            assert (ROOT / "Makefile").read_text().count("-m venv $(VENV)"), cmd   # make setup creates it
+        elif cmd.startswith("cp params-full.yaml params.yaml && dvc exp run"):
             assert "cp params-full.yaml params.yaml && dvc exp run" in tests_text, cmd   # tests/test_full_scale.py
-        elif cmd.startswith("cp params-real.yaml params.yaml && .venv/bin/dvc exp run"):
+        elif cmd.startswith("cp params-real.yaml params.yaml && dvc exp run"):
             assert "cp params-real.yaml params.yaml && dvc exp run" in tests_text, cmd   # tests/test_real_radar.py
-        elif words[0] == ".venv/bin/dvc":
+        elif words[0] in (".venv/bin/dvc", "dvc"):
             assert " ".join(words[1:3]) in tested_dvc, cmd
             assert f'"{words[1]}", "{words[2]}"' in tests_text or "dvc exp run" in tests_text, cmd
         elif words[0] == ".venv/bin/nowcast":
