@@ -203,3 +203,28 @@ def test_too_little_left_to_train_is_a_clear_error(mixed_archive, tmp_path):
     # the default asks for one training window, which the good scans give
     assert prepare(raw, tmp_path / "cache", n_in=4, n_out=3, split={"train": 0.5, "val": 0.5, "test": 0.0},
                    reader={"timeout_s": 3})["windows"]["train"] > 0
+
+
+def test_a_radar_outage_is_a_gap_counted_by_nowcast_prepare(tmp_path, caplog):
+    """A 10-minute outage (two scans missing everywhere) is not 'clear sky': `nowcast prepare` caches neither scan, no
+    window spans the hole, prepare.json counts them under `outages`, and the log says so in one line."""
+    import logging
+    from nowcast.data import cli_main, load_cache
+    g = grid()
+    for k in range(24):
+        t = T0 + np.timedelta64(300 * k, "s")
+        miss = np.ones(g.shape, bool) if k in (10, 11) else np.zeros(g.shape, bool)
+        write_grid_netcdf(tmp_path / "raw" / "radar" / f"{str(t)[11:].replace(':', '')}.nc",
+                          np.full(g.shape, 30.0, np.float32), miss, t, g)
+    params = {"data": {"raw_dir": str(tmp_path / "raw"), "max_missing_frac": 0.5},
+              "prepare": {"cache_dir": str(tmp_path / "cache"), "n_in": 4, "n_out": 3, "split": {"train": 1.0}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with caplog.at_level(logging.WARNING, logger="nowcast.data"):
+        assert cli_main(["--params", str(tmp_path / "params.yaml"), "--report", str(tmp_path / "prepare.json")]) == 0
+    report = json.loads((tmp_path / "prepare.json").read_text())
+    assert report["outages"] == 2 and report["skips"]["by_kind"] == {"outage": 2} and report["scans"] == 22
+    [line] = [r.getMessage() for r in caplog.records if "outage" in r.getMessage()]
+    assert line.startswith("prepare skipped outage: 2 scans")
+    cache = load_cache(tmp_path / "cache")
+    spans = [np.diff(cache.times[cache.window_indices(s)]).astype(int) for s in cache.windows["train"]]
+    assert len(spans) == (10 - 7 + 1) + (12 - 7 + 1) and all(d.max() == 300 for d in spans)
