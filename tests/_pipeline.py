@@ -17,7 +17,7 @@ TINY = {
     "evaluate": {"max_windows": 4, "fss_scales": [1, 3]},
     "predict": {"max_forecasts": 1},
 }
-COPY = ["nbs", "nowcast", "pipeline", "dvc.yaml", "params.yaml", "params-full.yaml", "pyproject.toml", ".dvcignore"]
+COPY = ["nbs", "nowcast", "pipeline", "dvc.yaml", "params.yaml", "params-full.yaml", "params-real.yaml", "pyproject.toml", ".dvcignore"]
 
 
 def merge(base, over):

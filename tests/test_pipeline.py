@@ -148,6 +148,7 @@ def test_a_users_archive_in_data_survives_dvc_repro(tmp_path, place):
     assert {"archive", "prepare"} <= set(_ran(out)), (_ran(out), out[:3000])
     assert {p: p.read_bytes() for p in (proj / place).rglob("*") if p.is_file()} == before
     assert json.loads((proj / "reports/prepare.json").read_text())["scans"] == len(before) - 1
+    if place != "data/mine": return   # the refusal below once is enough
     params = yaml.safe_load((proj / "params.yaml").read_text())
     params["data"]["raw_dir"] = "nowcast-data/synthetic/mine"
     (proj / "params.yaml").write_text(yaml.safe_dump(params))
