@@ -28,7 +28,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, Dataset
 
-from .io import Grid, ScanError, atomic_write, is_day_folder, is_scan_file, read_scan, read_scan_time
+from .io import Grid, ScanError, atomic_write, is_day_folder, is_scan_file, read_credit, read_scan, read_scan_time
 from .io import READ_TIMEOUT_S, READ_WORKERS, SCAN_ERROR_KINDS, read_many, read_options, read_scan_layout, read_scan_times
 
 _log = logging.getLogger(__name__)
@@ -478,11 +478,8 @@ def _radar_name(events: list, k: int, n_groups: int, root_name: str) -> str:
 
 def source_credit(path  # a scan file
                  ) -> dict:
-    "Who made a radar's data: the file's global `institution` (the agency) and `source` (network or radar), where it has them."
-    import netCDF4
-    try:
-        with netCDF4.Dataset(path) as ds:
-            return {k: str(ds.getncattr(k)) for k in ("institution", "source") if k in ds.ncattrs()}
+    "Who made a radar's data (`nowcast.io.read_credit`); {} when the file cannot be opened (reading it refuses it later)."
+    try: return read_credit(path)
     except OSError: return {}
 
 def _model_grid(groups: list[GridGroup], pixel_km: float | None) -> tuple[float, int]:
@@ -641,13 +638,15 @@ def _windows_by_split(kept_events, times, fractions, n_in, n_out, stride, max_ga
     times = np.asarray(times, "datetime64[s]")
     span_of = lambda every: (n_in + n_out - 1) * every
     order = _split_order(fractions)
-    windows, names, too_short, steps = {k: [] for k in order}, {k: [] for k in order}, [], []
+    windows, names, too_short = {k: [] for k in order}, {k: [] for k in order}, []
     need = sum(f > 0 for f in fractions.values())
+    every_at = {}   # first scan of each kept event -> its step
     for r in sorted({e[3] for e in kept_events}):
         evs = []
         for name, a, b, rr in (e for e in kept_events if e[3] == r):
             every, ws = _event_windows(times, a, b, n_in=n_in, n_out=n_out, stride=stride, max_gap_s=max_gap_s,
                                        time_step_s=time_step_s)
+            every_at[a] = every
             (evs if len(ws) else too_short).append((name, a, b, r, every, ws))
         split = split_events([Event(e[0], [], times[e[1]:e[2]]) for e in evs], fractions)
         by_name = {e[0]: e for e in evs}
@@ -657,8 +656,7 @@ def _windows_by_split(kept_events, times, fractions, n_in, n_out, stride, max_ga
             wt, nt = _time_split(evs, times, fractions, span_of)
             if sum(any(len(x) for x in v) for v in wt.values()) > sum(bool(v) for v in w.values()): w, n = wt, nt
         for k in order: windows[k] += w.get(k, []); names[k] += n.get(k, [])
-    for name, a, b, r in kept_events:
-        steps.append(step_scans(source_cadence_s(times[a:b]), time_step_s))
+    steps = [every_at[a] for _, a, _, _ in kept_events]
     windows = {k: np.sort(np.concatenate(v)) if v else np.zeros(0, np.int64) for k, v in windows.items()}
     return windows, names, too_short, steps
 

@@ -427,7 +427,6 @@ def cache_mismatch(params: dict  # the whole params dict
     d, p = params.get("data", {}) or {}, params.get("prepare", {}) or {}
     f = Path(p.get("cache_dir", "cache")) / "index.json"
     if not f.is_file(): return f"no prepared cache at {f.parent}"
-    import json
     ix = json.loads(f.read_text())
     was = Path(ix.get("report", {}).get("raw_dir", "")).resolve()
     if "raw_dir" in d and Path(d["raw_dir"]).resolve() != was:
@@ -444,7 +443,6 @@ def _prepare_if_needed(params: dict, reports_dir) -> None:
     _log.info("evaluate: %s; preparing %s first", why, (params.get("data") or {}).get("raw_dir"))
     report = prepare_from_params(params)
     if reports_dir is not None:
-        import json
         out = Path(reports_dir) / "prepare.json"; out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(out) as tmp: Path(tmp).write_text(json.dumps(report, indent=2, default=str))
 

@@ -30,8 +30,9 @@ import numpy as np
 __all__ = ['NO_ECHO_DBZ', 'FILL_SHORT', 'DBZ_SCALE', 'TIME_UNITS', 'DBZ_RANGE', 'MAX_EXTENT_KM', 'LEVEL_RANGE_KM',
            'EARLIEST_SCAN', 'READ_TIMEOUT_S', 'READ_WORKERS', 'SCAN_ERROR_KINDS', 'ScanError', 'atomic_write', 'Scan',
            'scan_time_from_name', 'read_scan', 'read_scan_time', 'read_scan_layout', 'read_scan_grid',
-           'write_grid_netcdf', 'ReaderPool', 'read_many', 'read_scans', 'read_scan_times', 'read_options',
-           'is_day_folder', 'is_scan_file', 'day_scans', 'first_before', 'latest', 'Grid', 'azimuthal_equidistant']
+           'write_grid_netcdf', 'read_credit', 'ReaderPool', 'read_many', 'read_scans', 'read_scan_times',
+           'read_options', 'is_day_folder', 'is_scan_file', 'day_scans', 'first_before', 'latest', 'Grid',
+           'azimuthal_equidistant']
 
 # %% ../nbs/00_io.ipynb #dfcb1afc
 NO_ECHO_DBZ = -32.0  # the dBZ value given to missing pixels in `Scan.dbz` (below any echo; use `Scan.missing` to tell them apart)
@@ -802,6 +803,13 @@ def write_grid_netcdf(
             v[0] = _pack_dbz(dbz, missing)
             ds.setncatts({"Conventions": "CF-1.6", **(global_attrs or {})})
     return path
+
+# %% ../nbs/00_io.ipynb #545eaf22
+def read_credit(path,  # a scan file (an observation: a forecast's `source` is the model that made it)
+                ) -> dict:
+    "Who made the data: the `source` (radar or network) and `institution` (agency) global attributes of a NetCDF file, those it has."
+    with netCDF4.Dataset(path) as ds:
+        return {k: str(ds.getncattr(k)) for k in ("source", "institution") if k in ds.ncattrs()}
 
 # %% ../nbs/00_io.ipynb #d61c8509
 def _serve(conn, read: Callable, parent_pid: int):

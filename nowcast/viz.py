@@ -27,9 +27,9 @@ from .grids import KM_PER_DEG, PROJECTIONS, azimuthal_equidistant, cartopy_crs
 # %% auto #0
 __all__ = ['DBZ_LEVELS', 'DBZ_COLORS', 'MISSING_COLOR', 'dbz_cmap', 'radar_projection', 'offline_cartopy', 'natural_earth_file',
            'map_axes', 'ring_spacing_km', 'draw_range_rings', 'draw_coastlines', 'decorate_map', 'credit_line',
-           'add_credit', 'read_credit', 'column_max', 'plot_column_max', 'max_row', 'plot_cross_section',
-           'dbz_colorbar', 'plot_ellipses', 'available_leads', 'plot_sequence', 'read_dvclive_history', 'plot_curves',
-           'plot_training', 'plot_motion', 'plot_csi_by_lead', 'save_figure']
+           'add_credit', 'column_max', 'plot_column_max', 'max_row', 'plot_cross_section', 'dbz_colorbar',
+           'plot_ellipses', 'available_leads', 'plot_sequence', 'read_dvclive_history', 'plot_curves', 'plot_training',
+           'plot_motion', 'plot_csi_by_lead', 'save_figure']
 
 # %% ../nbs/01a_viz.ipynb #9dd47ba1
 DBZ_LEVELS = np.arange(5.0, 80.0, 5.0)  # colour boundaries, dBZ: 5, 10, ..., 75
@@ -278,12 +278,7 @@ def add_credit(fig,                 # the figure
     text = credit_line(info)
     return None if text is None else fig.text(0.01, 0.004, text, fontsize=6, color="0.3", ha="left", va="bottom", gid="credit")
 
-def read_credit(path,  # a scan file (an observation: a forecast's `source` is the model that made it)
-                ) -> dict:
-    "The `source` and `institution` global attributes of a NetCDF file (those it has)."
-    import netCDF4
-    with netCDF4.Dataset(path) as ds:
-        return {k: str(ds.getncattr(k)) for k in ("source", "institution") if k in ds.ncattrs()}
+from .io import read_credit  # the file's `source` and `institution` (one reader, shared with `prepare`)
 
 # %% ../nbs/01a_viz.ipynb #89feea4e
 def column_max(dbz: np.ndarray,                   # reflectivity [Z, Y, X], dBZ
