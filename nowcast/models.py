@@ -427,6 +427,8 @@ class AdvectionNet(nn.Module):
                  channels_last: bool = False,  # use the channels-last memory layout
                  motion_prior: str = "none",  # "lk": learn a correction to dense Lucas-Kanade motion of the inputs; "none"
                  growth: bool = True,  # learn growth and decay; False: the echoes only move (their change is not learned)
+                 lk_levels: Sequence[int] = (8, 4, 2),  # motion_prior "lk": the pyramid of `dense_lk_motion`, coarse to fine
+                 lk_sigma: float = 6.0,  # motion_prior "lk": its least-squares window, pixels of each level
                 ):
         super().__init__()
         hidden = [int(h) for h in hidden]
@@ -435,9 +437,13 @@ class AdvectionNet(nn.Module):
         if motion_prior not in ("none", "lk"):
             raise ValueError(f"AdvectionNet: motion_prior must be 'none' or 'lk', not {motion_prior!r}")
         self.motion_prior, self.growth = motion_prior, bool(growth)
+        self.lk_levels, self.lk_sigma = [int(f) for f in lk_levels], float(lk_sigma)
+        if not self.lk_levels or min(self.lk_levels) < 1 or self.lk_levels != sorted(self.lk_levels, reverse=True):
+            raise ValueError(f"AdvectionNet: lk_levels must be pooling factors >= 1 from coarse to fine, not {lk_levels!r}")
         self.config = dict(n_levels=n_levels, n_in=n_in, n_out=n_out, hidden=hidden, kernel=kernel, groups=groups,
                            downsample=downsample if isinstance(downsample, int) else list(downsample),
-                           channels_last=channels_last, motion_prior=motion_prior, growth=self.growth)
+                           channels_last=channels_last, motion_prior=motion_prior, growth=self.growth,
+                           lk_levels=self.lk_levels, lk_sigma=self.lk_sigma)
         self.n_levels, self.n_in, self.n_out, self.channels_last = n_levels, n_in, n_out, channels_last
         self.strides = _as_strides(downsample, len(hidden))
         self.divisor = math.prod(self.strides)
@@ -472,7 +478,7 @@ class AdvectionNet(nn.Module):
             feats.append(down(feats[-1]))
         v = F.interpolate(self.velocity(feats[-1]), size=(h, w), mode="bilinear", align_corners=False)
         if self.motion_prior == "lk":   # what the network learns is a correction to optical flow
-            v = v + dense_lk_motion(inputs.float().amax(dim=2))
+            v = v + dense_lk_motion(inputs.float().amax(dim=2), levels=self.lk_levels, sigma=self.lk_sigma)
         y = feats[-1]
         for up, skip in zip(self.up, reversed(feats[:-1])):
             y = up(torch.cat([F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1))
