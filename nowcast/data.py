@@ -984,6 +984,7 @@ class RadarWindows(Dataset):
                  crops_per_window: int = 1,  # crops drawn from each window (items = windows x this)
                  seed: int = 0,  # seed of the crop positions (item `i`'s crop is the same in every epoch and process)
                  crop_echo_dbz: tuple = (20.0, 35.0),  # crops are drawn by echo at these thresholds (the second counts x10)
+                 pad_grids: bool = False,  # whole grids of different sizes: pad each (as missing) to the largest instead of refusing
                 ):
         self.cache = load_cache(cache_dir)
         if split not in self.cache.windows:
@@ -995,9 +996,11 @@ class RadarWindows(Dataset):
         self.as_codes = as_codes
         self.crop, self.per, self.seed = int(crop or 0), max(1, int(crops_per_window)) if crop else 1, int(seed)
         shapes = {g.shape for g in self.cache.grids}
-        if not self.crop and len(shapes) > 1:
-            raise ValueError(f"{cache_dir}: the radars' grids differ in size ({sorted(shapes)}): set train.crop to train on crops of one size")
-        self.item_shape = (self.cache.grids[0].shape[0], self.crop, self.crop) if self.crop else self.cache.grids[0].shape
+        if not self.crop and len(shapes) > 1 and not pad_grids:
+            raise ValueError(f"{cache_dir}: the radars' grids differ in size ({sorted(shapes)}): set train.crop to train on crops of one size (or pad_grids)")
+        z = self.cache.grids[0].shape[0]
+        self.item_shape = ((z, self.crop, self.crop) if self.crop else
+                           (z, *np.max([s[1:] for s in shapes], axis=0).tolist()) if pad_grids else self.cache.grids[0].shape)
         step = self.cache.dbz_step
         self._echo_codes = tuple(int(np.floor((d - self.cache.dbz_min) / step)) for d in crop_echo_dbz)
         self.table = code_table(self.cache.dbz_min, self.cache.dbz_step, self.dbz_min, self.dbz_max)
@@ -1014,7 +1017,8 @@ class RadarWindows(Dataset):
     def _window(self, s: int) -> tuple[torch.Tensor, np.ndarray]:
         "Codes `[n_in + n_out, Z, H, W]` of the window from scan `s` (into a reused buffer when whole grids are read) and its targets' valid mask."
         idx = self.cache.window_indices(s)
-        if self.crop: codes = torch.from_numpy(self.cache.window_codes(s))
+        if self.crop or tuple(self.cache.scan_shape(int(s))) != tuple(self.item_shape):   # crops, or grids to pad
+            codes = torch.from_numpy(self.cache.window_codes(s))
         else:
             if getattr(self, "_buf", None) is None or self._buf[0] != os.getpid():
                 self._buf = (os.getpid(), np.empty((len(idx), *self.item_shape), np.uint8))
@@ -1032,13 +1036,13 @@ class RadarWindows(Dataset):
         return pick_crop(corners, weights, rng)
 
     def _cut(self, i, codes: torch.Tensor, valid: np.ndarray):
-        "Crop a window to `crop` x `crop` (a grid smaller than that is padded as missing)."
-        if not self.crop: return codes, torch.from_numpy(valid)
-        y, x = self.crop_corner(i, codes)
-        c = self.crop
-        out_c = torch.zeros((*codes.shape[:2], c, c), dtype=codes.dtype)
-        out_v = torch.zeros((*valid.shape[:2], c, c), dtype=torch.bool)
-        hh, ww = min(c, codes.shape[-2] - y), min(c, codes.shape[-1] - x)
+        "Crop a window to `crop` x `crop`, or pad a whole grid to `item_shape` (what a grid lacks is padded as missing)."
+        if not self.crop and tuple(codes.shape[-2:]) == tuple(self.item_shape[-2:]): return codes, torch.from_numpy(valid)
+        y, x = self.crop_corner(i, codes) if self.crop else (0, 0)
+        ch, cw = self.item_shape[-2:]
+        out_c = torch.zeros((*codes.shape[:2], ch, cw), dtype=codes.dtype)
+        out_v = torch.zeros((*valid.shape[:2], ch, cw), dtype=torch.bool)
+        hh, ww = min(ch, codes.shape[-2] - y), min(cw, codes.shape[-1] - x)
         out_c[..., :hh, :ww] = codes[..., y:y + hh, x:x + ww]
         out_v[..., :hh, :ww] = torch.from_numpy(np.ascontiguousarray(valid[..., y:y + hh, x:x + ww]))
         return out_c, out_v

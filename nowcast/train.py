@@ -745,8 +745,9 @@ def train_phase(params: dict, # the whole params dict (params.yaml)
     tp = params["train"]
     crops = dict(crop=int(tp.get("crop", 0) or 0), crops_per_window=int(tp.get("crops_per_window", 1) or 1),
                  seed=int(params.get("seed", 0)))   # crops of one size from grids of any size (several radars)
-    train_ds = RadarWindows(cache_dir, "train", as_codes=True, **crops)
-    val_ds = RadarWindows(cache_dir, "val", as_codes=True, **crops) if "val" in train_ds.cache.windows else None
+    train_ds = RadarWindows(cache_dir, "train", as_codes=True, pad_grids=True, **crops)
+    # validation scores whole grids (radars of other sizes padded as missing): crops' edges would rank checkpoints
+    val_ds = RadarWindows(cache_dir, "val", as_codes=True, pad_grids=True) if "val" in train_ds.cache.windows else None
     if val_ds is not None: val_ds = _spread(val_ds, int(params["train"].get("max_val_windows", 0) or 0))
     _seed_everything(int(params.get("seed", 0)))   # the initial weights follow from params.seed
     model, cfg = _phase_model(params, train_ds.cache)
