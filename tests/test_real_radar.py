@@ -36,7 +36,8 @@ def test_real_radar_switch_imports_trains_and_scores_an_unseen_radar(tmp_path):
     assert prep["radars"][0]["institution"].startswith("KNMI") and prep["windows"]["train"] > 0
     from nowcast.inference import load_checkpoint
     ck = load_checkpoint(proj / "checkpoints/phase1_best.pt")
-    assert ck["model_config"]["kwargs"]["motion_prior"] == "lk"
+    kw = ck["model_config"]["kwargs"]
+    assert (kw["motion_prior"], kw["lk_levels"], kw["lk_sigma"]) == ("lk", [16, 8, 4, 2, 1], 4.0)   # params-real's prior
     # the README's check on a radar it has never seen, as written there
     _crops(proj / "nowcast-data/real-radar/knmi", proj / "unseen" / "radar_x")
     p = yaml.safe_load((proj / "params.yaml").read_text())

@@ -155,3 +155,32 @@ def test_checkpoints_chosen_by_validation_csi_keep_the_starting_weights_unless_b
     assert s["select_by"] == "csi" and s["start_val_score"] is not None
     best = load_checkpoint(tmp_path / "checkpoints/phase1_best.pt")
     assert best["epoch"] == -1 and best["best_val"] == -s["start_val_score"]   # lr 0: no epoch can beat the start
+
+
+def test_radars_of_two_sizes_train_on_crops_and_validate_on_whole_grids(tmp_path, tiny_params, monkeypatch):
+    """Two radars with grids of different sizes: training items are crops of one size, while validation scores each
+    radar's whole grid (the smaller padded as missing), so that crops' edges never rank the checkpoints."""
+    import numpy as np
+    from nowcast.data import prepare
+    from nowcast.io import Grid, azimuthal_equidistant, write_grid_netcdf
+    for name, n in (("radar_a", 16), ("radar_b", 24)):
+        g = Grid(np.arange(n) * 2.0, np.arange(n) * 2.0, np.array([1.0]), azimuthal_equidistant(39.87, -104.76))
+        for k, t in enumerate(np.datetime64("2024-06-01T12:00", "s") + np.arange(20) * np.timedelta64(300, "s")):
+            dbz = np.full(g.shape, 0.0, np.float32); dbz[:, 4:8, 2 + k // 2:6 + k // 2] = 45.0   # a storm moving east
+            write_grid_netcdf(tmp_path / "raw" / name / "20240601" / f"{str(t)[11:].replace(':', '')}.nc", dbz, None, t, g)
+    prepare(tmp_path / "raw", tmp_path / "cache", pool=1, n_in=4, n_out=3, split={"train": 0.5, "val": 0.5})
+    p = {**tiny_params, "prepare": {**tiny_params["prepare"], "cache_dir": str(tmp_path / "cache"), "pool": 1},
+         "model": {"name": "AdvectionNet", "hidden": [4, 4], "groups": 2, "downsample": [2, 2], "motion_prior": "lk",
+                   "growth": False, "lk_levels": [4, 2, 1], "lk_sigma": 2.0},
+         "train": {**tiny_params["train"], "crop": 8, "crops_per_window": 2, "select_by": "csi", "score_dbz": 35}}
+    seen = []
+    real_validate = train.validate
+    def spy(model, dataset, *a, **k):
+        seen.append(tuple(dataset[0][0].shape[-2:]) if dataset is not None and len(dataset) else None)
+        return real_validate(model, dataset, *a, **k)
+    monkeypatch.setattr(train, "validate", spy)
+    s = train_phase(p, "phase1", root=tmp_path, overrides={"phase1.epochs": 1})
+    assert seen and set(seen) == {(24, 24)}, seen                 # whole grids, radar_a's 16 x 16 padded to 24 x 24
+    assert s["start_val_score"] is not None and 0 < s["start_val_score"] <= 1
+    ck = load_checkpoint(tmp_path / "checkpoints/phase1_best.pt")
+    assert ck["model_config"]["kwargs"]["lk_levels"] == [4, 2, 1] and ck["model_config"]["kwargs"]["lk_sigma"] == 2.0
