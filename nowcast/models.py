@@ -459,6 +459,8 @@ class AdvectionNet(nn.Module):
         self.tendency = nn.Conv2d(c0, n_out * n_levels, 3, padding=1)
         for head in (self.velocity, self.tendency):   # start as persistence: no motion, no change
             nn.init.zeros_(head.weight); nn.init.zeros_(head.bias)
+        if not self.growth:   # the decoder and tendency head stay (one checkpoint layout) but are neither run nor trained
+            for p in (*self.up.parameters(), *self.tendency.parameters()): p.requires_grad_(False)
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
@@ -479,12 +481,12 @@ class AdvectionNet(nn.Module):
         v = F.interpolate(self.velocity(feats[-1]), size=(h, w), mode="bilinear", align_corners=False)
         if self.motion_prior == "lk":   # what the network learns is a correction to optical flow
             v = v + dense_lk_motion(inputs.float().amax(dim=2), levels=self.lk_levels, sigma=self.lk_sigma)
+        if not self.growth: return v.float(), v.new_zeros((b, self.n_out, z, h, w), dtype=torch.float32)
         y = feats[-1]
         for up, skip in zip(self.up, reversed(feats[:-1])):
             y = up(torch.cat([F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1))
         # the change accumulates lead by lead: each lead adds its own increment to the one before
-        change = self.tendency(y).reshape(b, self.n_out, z, h, w).cumsum(dim=1)
-        return v.float(), change if self.growth else torch.zeros_like(change)
+        return v.float(), self.tendency(y).reshape(b, self.n_out, z, h, w).cumsum(dim=1)
 
     def motion(self, inputs: torch.Tensor) -> torch.Tensor:
         "Displacement of each lead, `[B, n_out, 2 (x, y), H, W]` in pixels (any H, W)."

@@ -43,7 +43,8 @@ def tiny_params(**train):
 
 if __name__ == "__main__":
     # python _train_standins.py ROOT MODE [n_windows]; MODE "slow" prints STEP lines and sleeps (SIGTERM test),
-    # "ckpt" does the same with a mid-epoch checkpoint every 2 steps (kill -9 test), "plain" just trains (DDP test).
+    # "ckpt" does the same with a mid-epoch checkpoint every 2 steps (kill -9 test), "plain" just trains (DDP test),
+    # "still" trains an AdvectionNet without growth (DDP test).
     from nowcast.train import fit
     root, mode = Path(sys.argv[1]), sys.argv[2]
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 8
@@ -56,7 +57,11 @@ if __name__ == "__main__":
             time.sleep(0.3)
         return False
 
-    net = TinyNet()
+    if mode == "still":   # AdvectionNet that only moves the echoes (growth off): its decoder is frozen, not left gradless
+        from nowcast.models import AdvectionNet
+        net = AdvectionNet(n_levels=2, n_in=4, n_out=3, hidden=[4, 4], groups=2, motion_prior="lk", growth=False)
+    else:
+        net = TinyNet()
     params = tiny_params(checkpoint_every_steps=2) if mode == "ckpt" else tiny_params()
     summary = fit(net, tiny_windows(n), tiny_windows(4, seed=1), mse_loss, params, "phase1",
                   root=root, on_step=on_step)

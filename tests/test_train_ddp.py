@@ -28,3 +28,17 @@ def test_two_process_gloo_run(tmp_path):
         assert torch.equal(w0[k], ck["model"][k]), k
     # 8 windows, batch 2 per rank, 2 ranks: 2 optimizer steps per epoch, 2 epochs
     assert ck["step"] == 4
+
+
+def test_two_process_run_of_an_advectionnet_without_growth(tmp_path):
+    """`model.growth: false` (params-real) under DDP: the unused decoder would stop DDP at the second step ('parameters
+    that were not used in producing loss'); frozen, it trains, and stays what it was."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "PYTHONPATH": str(HERE), "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2",
+                          str(HERE / "_train_standins.py"), str(tmp_path), "still", "8"],
+                         capture_output=True, text=True, env=env, timeout=240)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    ck = load_checkpoint(tmp_path / "checkpoints/phase1_last.pt")
+    assert ck["world_size"] == 2 and ck["step"] == 4
+    assert all(float(v.abs().max()) == 0 for k, v in ck["model"].items() if k.startswith("tendency."))   # never trained
