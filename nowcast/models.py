@@ -429,6 +429,8 @@ class AdvectionNet(nn.Module):
                  growth: bool = True,  # learn growth and decay; False: the echoes only move (their change is not learned)
                  lk_levels: Sequence[int] = (8, 4, 2),  # motion_prior "lk": the pyramid of `dense_lk_motion`, coarse to fine
                  lk_sigma: float = 6.0,  # motion_prior "lk": its least-squares window, pixels of each level
+                 lk_floor_dbz: float | None = None,  # motion_prior "lk": echo below this (dBZ) does not steer the motion; None: all echo
+                 dbz_range: Sequence[float] = (-10.0, 70.0),  # the dBZ that inputs 0 and 1 stand for (the cache's normalisation)
                 ):
         super().__init__()
         hidden = [int(h) for h in hidden]
@@ -440,10 +442,16 @@ class AdvectionNet(nn.Module):
         self.lk_levels, self.lk_sigma = [int(f) for f in lk_levels], float(lk_sigma)
         if not self.lk_levels or min(self.lk_levels) < 1 or self.lk_levels != sorted(self.lk_levels, reverse=True):
             raise ValueError(f"AdvectionNet: lk_levels must be pooling factors >= 1 from coarse to fine, not {lk_levels!r}")
+        lo, hi = (float(d) for d in dbz_range)
+        if not hi > lo: raise ValueError(f"AdvectionNet: dbz_range must be [low, high] with high > low, not {dbz_range!r}")
+        self.lk_floor_dbz = None if lk_floor_dbz is None else float(lk_floor_dbz)
+        # the floor in the inputs' normalised units: the echo above it is what the motion is estimated from
+        self.lk_floor = None if lk_floor_dbz is None else (self.lk_floor_dbz - lo) / (hi - lo)
         self.config = dict(n_levels=n_levels, n_in=n_in, n_out=n_out, hidden=hidden, kernel=kernel, groups=groups,
                            downsample=downsample if isinstance(downsample, int) else list(downsample),
                            channels_last=channels_last, motion_prior=motion_prior, growth=self.growth,
-                           lk_levels=self.lk_levels, lk_sigma=self.lk_sigma)
+                           lk_levels=self.lk_levels, lk_sigma=self.lk_sigma, lk_floor_dbz=self.lk_floor_dbz,
+                           dbz_range=[lo, hi])
         self.n_levels, self.n_in, self.n_out, self.channels_last = n_levels, n_in, n_out, channels_last
         self.strides = _as_strides(downsample, len(hidden))
         self.divisor = math.prod(self.strides)
@@ -480,13 +488,18 @@ class AdvectionNet(nn.Module):
             feats.append(down(feats[-1]))
         v = F.interpolate(self.velocity(feats[-1]), size=(h, w), mode="bilinear", align_corners=False)
         if self.motion_prior == "lk":   # what the network learns is a correction to optical flow
-            v = v + dense_lk_motion(inputs.float().amax(dim=2), levels=self.lk_levels, sigma=self.lk_sigma)
+            v = v + dense_lk_motion(self.lk_frames(inputs), levels=self.lk_levels, sigma=self.lk_sigma)
         if not self.growth: return v.float(), v.new_zeros((b, self.n_out, z, h, w), dtype=torch.float32)
         y = feats[-1]
         for up, skip in zip(self.up, reversed(feats[:-1])):
             y = up(torch.cat([F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1))
         # the change accumulates lead by lead: each lead adds its own increment to the one before
         return v.float(), self.tendency(y).reshape(b, self.n_out, z, h, w).cumsum(dim=1)
+
+    def lk_frames(self, inputs: torch.Tensor) -> torch.Tensor:
+        "What the Lucas-Kanade prior tracks, `[B, n_in, H, W]`: the column maximum, less the floor (below it: 0)."
+        frames = inputs.float().amax(dim=2)
+        return frames if self.lk_floor is None else (frames - self.lk_floor).clamp(min=0)
 
     def motion(self, inputs: torch.Tensor) -> torch.Tensor:
         "Displacement of each lead, `[B, n_out, 2 (x, y), H, W]` in pixels (any H, W)."

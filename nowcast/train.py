@@ -690,6 +690,8 @@ def _phase_model(params, cache):
         unknown = sorted(k for k in mp if k not in shared)
         if unknown: print(f"model {name}: ignoring params model.{', model.'.join(unknown)} (no model takes them)", file=sys.stderr)
         mp = {k: v for k, v in mp.items() if k in takes}
+        if "dbz_range" in takes:   # the model's inputs are normalised on the cache's range (AdvectionNet's lk_floor_dbz)
+            mp["dbz_range"] = [float(cache.norm["dbz_min"]), float(cache.norm["dbz_max"])]
     model = get_model(name, n_levels=int(cache.shape[1]), n_in=cache.n_in, n_out=cache.n_out, **mp)
     return model, model_config(model)
 

@@ -161,7 +161,7 @@ def test_radars_of_two_sizes_train_on_crops_and_validate_on_whole_grids(tmp_path
     """Two radars with grids of different sizes: training items are crops of one size, while validation scores each
     radar's whole grid (the smaller padded as missing), so that crops' edges never rank the checkpoints."""
     import numpy as np
-    from nowcast.data import prepare
+    from nowcast.data import load_cache, prepare
     from nowcast.io import Grid, azimuthal_equidistant, write_grid_netcdf
     for name, n in (("radar_a", 16), ("radar_b", 24)):
         g = Grid(np.arange(n) * 2.0, np.arange(n) * 2.0, np.array([1.0]), azimuthal_equidistant(39.87, -104.76))
@@ -171,7 +171,7 @@ def test_radars_of_two_sizes_train_on_crops_and_validate_on_whole_grids(tmp_path
     prepare(tmp_path / "raw", tmp_path / "cache", pool=1, n_in=4, n_out=3, split={"train": 0.5, "val": 0.5})
     p = {**tiny_params, "prepare": {**tiny_params["prepare"], "cache_dir": str(tmp_path / "cache"), "pool": 1},
          "model": {"name": "AdvectionNet", "hidden": [4, 4], "groups": 2, "downsample": [2, 2], "motion_prior": "lk",
-                   "growth": False, "lk_levels": [4, 2, 1], "lk_sigma": 2.0},
+                   "growth": False, "lk_levels": [4, 2, 1], "lk_sigma": 2.0, "lk_floor_dbz": 10.0},
          "train": {**tiny_params["train"], "crop": 8, "crops_per_window": 2, "select_by": "csi", "score_dbz": 35}}
     seen = []
     real_validate = train.validate
@@ -183,4 +183,7 @@ def test_radars_of_two_sizes_train_on_crops_and_validate_on_whole_grids(tmp_path
     assert seen and set(seen) == {(24, 24)}, seen                 # whole grids, radar_a's 16 x 16 padded to 24 x 24
     assert s["start_val_score"] is not None and 0 < s["start_val_score"] <= 1
     ck = load_checkpoint(tmp_path / "checkpoints/phase1_best.pt")
-    assert ck["model_config"]["kwargs"]["lk_levels"] == [4, 2, 1] and ck["model_config"]["kwargs"]["lk_sigma"] == 2.0
+    kw = ck["model_config"]["kwargs"]
+    assert (kw["lk_levels"], kw["lk_sigma"], kw["lk_floor_dbz"]) == ([4, 2, 1], 2.0, 10.0)
+    norm = load_cache(tmp_path / "cache").norm   # the floor is measured on the cache's normalisation
+    assert kw["dbz_range"] == [float(norm["dbz_min"]), float(norm["dbz_max"])]
