@@ -1017,12 +1017,12 @@ class RadarWindows(Dataset):
     def _window(self, s: int) -> tuple[torch.Tensor, np.ndarray]:
         "Codes `[n_in + n_out, Z, H, W]` of the window from scan `s` (into a reused buffer when whole grids are read) and its targets' valid mask."
         idx = self.cache.window_indices(s)
-        if self.crop or tuple(self.cache.scan_shape(int(s))) != tuple(self.item_shape):   # crops, or grids to pad
-            codes = torch.from_numpy(self.cache.window_codes(s))
-        else:
+        if self._uncut(self.cache.scan_shape(int(s))):
             if getattr(self, "_buf", None) is None or self._buf[0] != os.getpid():
                 self._buf = (os.getpid(), np.empty((len(idx), *self.item_shape), np.uint8))
             codes = torch.from_numpy(self.cache.window_codes(s, out=self._buf[1]))
+        else:   # crops, or grids to pad
+            codes = torch.from_numpy(self.cache.window_codes(s))
         tgt = idx[self.n_in:]
         if tgt[-1] - tgt[0] == len(tgt) - 1: valid = self.cache.missing_block(int(tgt[0]), int(tgt[-1]) + 1, invert=True)
         else: valid = np.stack([self.cache.missing_block(int(i), int(i) + 1, invert=True)[0] for i in tgt])
@@ -1035,9 +1035,13 @@ class RadarWindows(Dataset):
         rng = np.random.default_rng([self.seed, _SPLIT_ORDER.index(self.split) if self.split in _SPLIT_ORDER else 9, int(i)])
         return pick_crop(corners, weights, rng)
 
+    def _uncut(self, grid_shape) -> bool:
+        "Whole grids already of `item_shape` (Z, H, W): read into the reused buffer, and `_cut` leaves them as they are."
+        return not self.crop and tuple(grid_shape) == tuple(self.item_shape)
+
     def _cut(self, i, codes: torch.Tensor, valid: np.ndarray):
         "Crop a window to `crop` x `crop`, or pad a whole grid to `item_shape` (what a grid lacks is padded as missing)."
-        if not self.crop and tuple(codes.shape[-2:]) == tuple(self.item_shape[-2:]): return codes, torch.from_numpy(valid)
+        if self._uncut(codes.shape[1:]): return codes, torch.from_numpy(valid)
         y, x = self.crop_corner(i, codes) if self.crop else (0, 0)
         ch, cw = self.item_shape[-2:]
         out_c = torch.zeros((*codes.shape[:2], ch, cw), dtype=codes.dtype)

@@ -444,9 +444,10 @@ class AdvectionNet(nn.Module):
             raise ValueError(f"AdvectionNet: lk_levels must be pooling factors >= 1 from coarse to fine, not {lk_levels!r}")
         lo, hi = (float(d) for d in dbz_range)
         if not hi > lo: raise ValueError(f"AdvectionNet: dbz_range must be [low, high] with high > low, not {dbz_range!r}")
-        self.lk_floor_dbz = None if lk_floor_dbz is None else float(lk_floor_dbz)
-        # the floor in the inputs' normalised units: the echo above it is what the motion is estimated from
-        self.lk_floor = None if lk_floor_dbz is None else (self.lk_floor_dbz - lo) / (hi - lo)
+        self.lk_floor_dbz, self.lk_floor = None if lk_floor_dbz is None else float(lk_floor_dbz), None
+        if self.lk_floor_dbz is not None:   # the floor in the inputs' normalised units: the echo above it steers the motion
+            from nowcast.data import normalize   # here: the data module (and its NetCDF readers) only when a floor is set
+            self.lk_floor = float(normalize(self.lk_floor_dbz, lo, hi))
         self.config = dict(n_levels=n_levels, n_in=n_in, n_out=n_out, hidden=hidden, kernel=kernel, groups=groups,
                            downsample=downsample if isinstance(downsample, int) else list(downsample),
                            channels_last=channels_last, motion_prior=motion_prior, growth=self.growth,
