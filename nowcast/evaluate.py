@@ -35,7 +35,7 @@ _log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['DEFAULT_METHODS', 'pick_windows', 'Window', 'read_window', 'model_forecast', 'model_forecaster',
            'baseline_forecaster', 'Result', 'score_windows', 'headline_metrics', 'write_results', 'evaluate',
-           'bar_sentence', 'summarize', 'move_or_grow', 'cache_mismatch', 'cli_main']
+           'bar_sentence', 'summarize', 'move_or_grow', 'cache_mismatch', 'evaluation_params', 'cli_main']
 
 # %% ../nbs/09_evaluate.ipynb #9339ccb7
 def pick_windows(
@@ -435,19 +435,38 @@ def cache_mismatch(params: dict  # the whole params dict
     if "max_missing_frac" in d and ix.get("params", {}).get("max_missing_frac") != d["max_missing_frac"]: diff.append("data.max_missing_frac")
     return f"the cache at {f.parent} was prepared with other {', '.join(diff)}" if diff else None
 
-def _prepare_if_needed(params: dict, reports_dir) -> None:
-    "Prepare `data.raw_dir` first when the cache does not hold it (a radar the model has never seen), as `nowcast prepare` would."
-    why, raw = cache_mismatch(params), (params.get("data") or {}).get("raw_dir")
-    if why is None or raw is None or not Path(raw).is_dir(): return   # nothing to prepare from: evaluate says what is missing
+
+# %% ../nbs/09_evaluate.ipynb #c701b030
+def _own_cache(params: dict, reports_dir) -> dict:
+    "`params` with the evaluation's own cache, `<reports_dir>/cache`, unless `prepare.cache_dir` is free to prepare into."
+    here = Path((params.get("prepare") or {}).get("cache_dir", "cache"))
+    if not (here.is_dir() and any(here.iterdir())): return params   # nothing there to replace
+    if reports_dir is None:
+        raise ValueError(f"{here}: this cache does not hold data.raw_dir as the params prepare it, and there is no reports "
+                         "folder to prepare it in: give one (--reports-dir)")
+    return {**params, "prepare": {**(params.get("prepare") or {}), "cache_dir": str(Path(reports_dir) / "cache")}}
+
+def evaluation_params(params: dict,  # the whole params dict (data.raw_dir, prepare.*)
+                      reports_dir=None,  # the evaluation's folder: a cache prepared for it goes in <reports_dir>/cache
+                     ) -> dict:
+    "The params to evaluate with: `data.raw_dir` prepared (once) where no cache holds it, never over the pipeline's cache."
+    raw = (params.get("data") or {}).get("raw_dir")
+    if cache_mismatch(params) is None or raw is None or not Path(raw).is_dir():
+        return params   # the cache holds it, or nothing to prepare from: evaluate says what is missing
+    own = _own_cache(params, reports_dir)
+    why = cache_mismatch(own)
+    if why is None: return own   # prepared by an earlier evaluation
     from nowcast.data import prepare_from_params
-    _log.info("evaluate: %s; preparing %s first", why, (params.get("data") or {}).get("raw_dir"))
-    report = prepare_from_params(params)
+    _log.info("evaluate: %s; preparing %s there first", why, raw)
+    report = prepare_from_params(own)
     if reports_dir is not None:
         out = Path(reports_dir) / "prepare.json"; out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(out) as tmp: Path(tmp).write_text(json.dumps(report, indent=2, default=str))
+    return own
 
+# %% ../nbs/09_evaluate.ipynb #027e52d4
 def cli_main(argv: list[str] | None = None) -> int:
-    "`nowcast evaluate`: prepares `data.raw_dir` first when the cache does not hold it; returns the exit status."
+    "`nowcast evaluate`: prepares `data.raw_dir` first when no cache holds it (`evaluation_params`); returns the exit status."
     a = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -456,7 +475,7 @@ def cli_main(argv: list[str] | None = None) -> int:
         print(f"nowcast evaluate: {a.params}: cannot read params ({e})", file=sys.stderr); return 1
     model_path = None if str(a.model_path).lower() == "none" else a.model_path
     try:
-        _prepare_if_needed(params, a.reports_dir)
+        params = evaluation_params(params, a.reports_dir)
         res = evaluate(params, model_path, split=a.split, max_windows=a.max_windows, reports_dir=a.reports_dir)
     except (ValueError, FileNotFoundError) as e:
         print(f"nowcast evaluate: {e}", file=sys.stderr); return 1

@@ -45,10 +45,12 @@ def test_real_radar_switch_imports_trains_and_scores_an_unseen_radar(tmp_path):
     p["data"]["raw_dir"] = "unseen"
     p["prepare"].update(split={"test": 1.0}, min_train_windows=0)
     (proj / "P.yaml").write_text(yaml.safe_dump(p))
+    pipeline_cache = (proj / "cache/index.json").read_bytes()
     out = run("nowcast evaluate --params P.yaml --model-path checkpoints/phase1_best.pt --split test --max-windows 0 "
               "--reports-dir D", proj, timeout=900)
     metrics = json.loads((proj / "D/metrics.json").read_text())
     assert set(metrics) == {"model", "persistence", "optical_flow", "sprog", "titan_style"}, out[-2000:]
     seen = json.loads((proj / "D/prepare.json").read_text())
     assert seen["raw_dir"] == "unseen" and seen["windows"]["test"] == 12 - 11 + 1
+    assert seen["cache_dir"] == "D/cache" and (proj / "cache/index.json").read_bytes() == pipeline_cache   # the pipeline's cache kept
     assert np.isfinite(metrics["model"]["csi35_t+5"] if metrics["model"]["csi35_t+5"] is not None else 0.0)
