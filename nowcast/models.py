@@ -18,8 +18,8 @@ from torch.utils.checkpoint import checkpoint
 
 # %% auto #0
 __all__ = ['MODELS', 'pad_grid', 'ConvLSTMCell', 'ConvLSTM', 'ConvLSTM3DCell', 'ConvLSTM3D_Enhanced', 'advect', 'trajectories',
-           'gaussian_blur', 'dense_lk_motion', 'AdvectionNet', 'get_model', 'model_config', 'count_parameters',
-           'describe', 'activation_bytes']
+           'advect_power', 'gaussian_blur', 'dense_lk_motion', 'AdvectionNet', 'get_model', 'model_config',
+           'count_parameters', 'describe', 'activation_bytes']
 
 # %% ../nbs/03_models.ipynb #7d47dd07
 def _as_strides(downsample, n_stages: int) -> list[int]:
@@ -350,6 +350,17 @@ def trajectories(velocity: torch.Tensor,  # [B, 2, H, W] pixels per scan (x, y),
         out.append(d)
     return torch.stack(out, dim=1)
 
+# %% ../nbs/03_models.ipynb #299812e2
+def advect_power(field: torch.Tensor,  # [B, C, H, W] maps to move, normalised on `dbz_range`
+                 displacement: torch.Tensor,  # [B, 2, H, W]: (x, y) pixels that each destination pixel's value travelled
+                 dbz_range: Sequence[float] = (-10.0, 70.0),  # the dBZ that 0 and 1 stand for
+                ) -> torch.Tensor:
+    "`advect` of reflectivity Z = 10^(dBZ/10) rather than of dBZ, back in the normalised units (outside the grid: 0)."
+    lo, hi = (float(v) for v in dbz_range)
+    z = torch.pow(10.0, (lo + field.float() * (hi - lo)) / 10)
+    moved = advect(z, displacement).clamp(min=10 ** (lo / 10))   # outside the grid: the low end of the range, no echo
+    return (10 * torch.log10(moved) - lo) / (hi - lo)
+
 # %% ../nbs/03_models.ipynb #a7199eff
 def gaussian_blur(x: torch.Tensor,  # [B, C, H, W]
                   sigma: float,  # standard deviation, pixels
@@ -431,6 +442,7 @@ class AdvectionNet(nn.Module):
                  lk_sigma: float = 6.0,  # motion_prior "lk": its least-squares window, pixels of each level
                  lk_floor_dbz: float | None = None,  # motion_prior "lk": echo below this (dBZ) does not steer the motion; None: all echo
                  dbz_range: Sequence[float] = (-10.0, 70.0),  # the dBZ that inputs 0 and 1 stand for (the cache's normalisation)
+                 advect_space: str = "dbz",  # what moving averages between pixels: "dbz", or "linear_z" (reflectivity, `advect_power`)
                 ):
         super().__init__()
         hidden = [int(h) for h in hidden]
@@ -438,7 +450,9 @@ class AdvectionNet(nn.Module):
             raise ValueError("AdvectionNet: hidden must list at least one stage")
         if motion_prior not in ("none", "lk"):
             raise ValueError(f"AdvectionNet: motion_prior must be 'none' or 'lk', not {motion_prior!r}")
-        self.motion_prior, self.growth = motion_prior, bool(growth)
+        if advect_space not in ("dbz", "linear_z"):
+            raise ValueError(f"AdvectionNet: advect_space must be 'dbz' or 'linear_z', not {advect_space!r}")
+        self.motion_prior, self.growth, self.advect_space = motion_prior, bool(growth), advect_space
         self.lk_levels, self.lk_sigma = [int(f) for f in lk_levels], float(lk_sigma)
         if not self.lk_levels or min(self.lk_levels) < 1 or self.lk_levels != sorted(self.lk_levels, reverse=True):
             raise ValueError(f"AdvectionNet: lk_levels must be pooling factors >= 1 from coarse to fine, not {lk_levels!r}")
@@ -452,7 +466,7 @@ class AdvectionNet(nn.Module):
                            downsample=downsample if isinstance(downsample, int) else list(downsample),
                            channels_last=channels_last, motion_prior=motion_prior, growth=self.growth,
                            lk_levels=self.lk_levels, lk_sigma=self.lk_sigma, lk_floor_dbz=self.lk_floor_dbz,
-                           dbz_range=[lo, hi])
+                           dbz_range=[lo, hi], advect_space=advect_space)
         self.n_levels, self.n_in, self.n_out, self.channels_last = n_levels, n_in, n_out, channels_last
         self.strides = _as_strides(downsample, len(hidden))
         self.divisor = math.prod(self.strides)
@@ -516,7 +530,8 @@ class AdvectionNet(nn.Module):
         v, s = self._heads(inputs)
         d = trajectories(v, self.n_out)
         last = inputs[:, -1].float()
-        return torch.stack([advect(last + s[:, k].float(), d[:, k]) for k in range(self.n_out)], dim=1)
+        move = advect if self.advect_space == "dbz" else partial(advect_power, dbz_range=self.config["dbz_range"])
+        return torch.stack([move(last + s[:, k].float(), d[:, k]) for k in range(self.n_out)], dim=1)
 
 # %% ../nbs/03_models.ipynb #c15262a4
 MODELS = {"ConvLSTM": ConvLSTM, "ConvLSTM3D_Enhanced": ConvLSTM3D_Enhanced, "AdvectionNet": AdvectionNet}

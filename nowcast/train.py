@@ -366,6 +366,14 @@ def _say(msg):
     "A progress line for logs (dvc repro, docker logs): flushed at once."
     print(msg, flush=True)
 
+# %% ../nbs/05_train.ipynb #e99a3b70
+def _beats(score: float,  # the epoch's validation score (lower is better: loss, or minus CSI)
+           best: float,  # the best so far (inf: none yet)
+           min_gain: float = 0.0,  # train.select_min_gain
+          ) -> bool:
+    "Whether the epoch's weights replace the best ones: a score lower than the best by more than `min_gain`."
+    return score < best - min_gain
+
 # %% ../nbs/05_train.ipynb #ca5057e8
 class _Run:
     "The settings of one phase's training, read once from the params."
@@ -393,6 +401,8 @@ class _Run:
         self.num_workers, self.keep_last = int(tp.get("num_workers", 0)), tp.get("keep_last", 2)
         self.select_by = str(tp.get("select_by", "loss"))
         if self.select_by not in ("loss", "csi"): raise ValueError(f"train.select_by must be loss or csi, not {self.select_by!r}")
+        self.min_gain = float(tp.get("select_min_gain", 0.0) or 0.0)
+        if not self.min_gain >= 0: raise ValueError(f"train.select_min_gain must be >= 0, not {self.min_gain!r}")
 
 
 def _stop(phase, signum, where, path):
@@ -580,7 +590,7 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
                 raise _stop(phase, stop.signum, f"after epoch {epoch}", paths["last"])
     if live: live.end()
     summary = {"phase": phase, "epochs": [start, end], "epochs_run": [h["epoch"] for h in history],
-               "best_val": state["best_val"], "select_by": run.select_by, "start_val_score": start_csi, "final": history[-1] if history else None, "history": history,
+               "best_val": state["best_val"], "select_by": run.select_by, "select_min_gain": run.min_gain, "start_val_score": start_csi, "final": history[-1] if history else None, "history": history,
                "samples_per_s": (sum(h["samples_per_s"] for h in history) / len(history)) if history else None,
                "skipped_batches": state["skipped"], "device": str(device), "world_size": world,
                "amp_dtype": run.amp_name,
@@ -620,7 +630,7 @@ def _end_of_epoch(epoch, elog, world, device, raw, val_data, loss_fn, run, rank,
         csi = scores(val["counts"])["csi"]
     if run.select_by == "csi" and csi is not None:  # the best checkpoint is the most skilful, not the lowest loss
         score = -float(np.nanmean(csi)) if np.isfinite(csi).any() else math.inf
-    improved = score < state["best_val"]
+    improved, near = _beats(score, state["best_val"], run.min_gain), _beats(score, state["best_val"])
     if improved: state["best_val"] = score
     row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], "lr": optimizer.param_groups[0]["lr"],
            "samples_per_s": elog.samples / max(elog.busy_s, 1e-9),
@@ -630,7 +640,7 @@ def _end_of_epoch(epoch, elog, world, device, raw, val_data, loss_fn, run, rank,
     if csi is not None:
         row[f"val_{score_name}"] = float(np.nanmean(csi)) if np.isfinite(csi).any() else math.nan
         row.update({f"val_{score_name}_lead{k + 1}": float(c) for k, c in enumerate(csi)})
-    row["improved"] = improved
+    row["improved"], row["gain_below_min"] = improved, near and not improved
     return row
 
 
@@ -639,7 +649,8 @@ def _log_epoch(live, epoch, row, skipped_total):
     live.step = epoch
     for k, v in row.items():
         if k == "epoch": continue
-        live.log_metric(k, v, plot="_lead" not in k and k != "skipped_batches_epoch")
+        plot = "_lead" not in k and k not in ("skipped_batches_epoch", "gain_below_min")
+        live.log_metric(k, int(v) if isinstance(v, bool) else v, plot=plot)   # dvclive's files hold numbers: 0/1
     live.log_metric("skipped_batches", skipped_total, plot=False)
     live.sync()
 
@@ -648,6 +659,7 @@ def _epoch_line(phase, row, score_name):
     parts = [f"{phase}: epoch {row['epoch']} train {row['train_loss']:.4g}, val {row['val_loss']:.4g}"]
     if f"val_{score_name}" in row: parts.append(f"val {score_name} {row[f'val_{score_name}']:.3f}")
     parts.append(f"{row['samples_per_s']:.1f} samples/s, data wait {row['data_wait_frac']:.0%}")
+    if row.get("gain_below_min"): parts.append("better than the best by less than train.select_min_gain: not kept")
     return ", ".join(parts)
 
 # %% ../nbs/05_train.ipynb #7f4868ef
@@ -690,7 +702,7 @@ def _phase_model(params, cache):
         unknown = sorted(k for k in mp if k not in shared)
         if unknown: print(f"model {name}: ignoring params model.{', model.'.join(unknown)} (no model takes them)", file=sys.stderr)
         mp = {k: v for k, v in mp.items() if k in takes}
-        if "dbz_range" in takes:   # the model's inputs are normalised on the cache's range (AdvectionNet's lk_floor_dbz)
+        if "dbz_range" in takes:   # the model's inputs are normalised on the cache's range (AdvectionNet's lk_floor_dbz, advect_space)
             mp["dbz_range"] = [float(cache.norm["dbz_min"]), float(cache.norm["dbz_max"])]
     model = get_model(name, n_levels=int(cache.shape[1]), n_in=cache.n_in, n_out=cache.n_out, **mp)
     return model, model_config(model)

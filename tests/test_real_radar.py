@@ -37,7 +37,8 @@ def test_real_radar_switch_imports_trains_and_scores_an_unseen_radar(tmp_path):
     from nowcast.inference import load_checkpoint
     ck = load_checkpoint(proj / "checkpoints/phase1_best.pt")
     kw = ck["model_config"]["kwargs"]
-    assert (kw["motion_prior"], kw["lk_levels"], kw["lk_sigma"], kw["lk_floor_dbz"]) == ("lk", [16, 8, 4, 2, 1], 4.0, 10.0)   # params-real's prior
+    assert (kw["motion_prior"], kw["lk_levels"], kw["lk_sigma"], kw["lk_floor_dbz"], kw["advect_space"]) == (
+        "lk", [16, 8, 4, 2, 1], 4.0, 10.0, "linear_z")   # params-real's prior, moving reflectivity
     assert kw["dbz_range"] == [-10.0, 70.0]   # the cache's normalisation, which the floor is measured on
     # the README's check on a radar it has never seen, as written there
     _crops(proj / "nowcast-data/real-radar/knmi", proj / "unseen" / "radar_x")

@@ -1,6 +1,8 @@
 """The training stage on a real (tiny) prepared cache with the real models and loss (CPU)."""
 import json
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -157,6 +159,39 @@ def test_checkpoints_chosen_by_validation_csi_keep_the_starting_weights_unless_b
     assert best["epoch"] == -1 and best["best_val"] == -s["start_val_score"]   # lr 0: no epoch can beat the start
 
 
+def test_an_epoch_must_beat_the_best_by_train_select_min_gain(tmp_path, tiny_params, monkeypatch, capsys):
+    """train.select_min_gain: an epoch that scores higher than the best by less than it is logged, not kept. Validation
+    is scripted (the starting weights 0.300, then each epoch a little higher) so that the gains are known."""
+    scripted = []
+    real_validate = train.validate
+    def scripted_validate(*a, **k):
+        out = real_validate(*a, **k)
+        csi = scripted.pop(0)   # hits / (hits + misses + false alarms) = csi at every lead
+        return {**out, "counts": np.tile(np.array([[1000 * csi, 1000 * (1 - csi), 0.0]]), (len(out["counts"]), 1))}
+    monkeypatch.setattr(train, "validate", scripted_validate)
+    p = {**tiny_params, "train": {**tiny_params["train"], "select_by": "csi"}}
+    scripted[:] = [0.300, 0.303, 0.304]
+    s = train_phase(p, "phase1", root=tmp_path / "any")
+    assert s["select_min_gain"] == 0.0 and [r["gain_below_min"] for r in s["history"]] == [False, False]
+    assert load_checkpoint(tmp_path / "any/checkpoints/phase1_best.pt")["epoch"] == 1
+    capsys.readouterr()
+    scripted[:] = [0.300, 0.303, 0.310]
+    s = train_phase(p, "phase1", root=tmp_path / "min", overrides={"train.select_min_gain": 0.005})
+    assert s["select_min_gain"] == 0.005 and abs(s["start_val_score"] - 0.300) < 1e-9
+    assert [r["gain_below_min"] for r in s["history"]] == [True, False]   # 0.303: a gain of 0.003 only
+    assert load_checkpoint(tmp_path / "min/checkpoints/phase1_best.pt")["epoch"] == 1   # 0.310 beats 0.300 by 0.01
+    from nowcast.viz import read_dvclive_history   # what the phase report reads: numbers only (the flag as 0/1)
+    assert "val_csi35" in read_dvclive_history(tmp_path / "min/dvclive")["phase1"]
+    assert json.loads((tmp_path / "min/dvclive/phase1/metrics.json").read_text())["gain_below_min"] == 0
+    assert "epoch 0" in capsys.readouterr().out.split("by less than train.select_min_gain: not kept")[0].splitlines()[-1]
+    scripted[:] = [0.300, 0.303, 0.304]
+    s = train_phase(p, "phase1", root=tmp_path / "kept", overrides={"train.select_min_gain": 0.005})
+    assert [r["gain_below_min"] for r in s["history"]] == [True, True]
+    assert load_checkpoint(tmp_path / "kept/checkpoints/phase1_best.pt")["epoch"] == -1   # the starting weights stay
+    with pytest.raises(ValueError, match="select_min_gain must be >= 0"):
+        train_phase(p, "phase1", root=tmp_path / "bad", overrides={"train.select_min_gain": -0.1})
+
+
 def test_radars_of_two_sizes_train_on_crops_and_validate_on_whole_grids(tmp_path, tiny_params, monkeypatch):
     """Two radars with grids of different sizes: training items are crops of one size, while validation scores each
     radar's whole grid (the smaller padded as missing), so that crops' edges never rank the checkpoints."""
@@ -171,7 +206,8 @@ def test_radars_of_two_sizes_train_on_crops_and_validate_on_whole_grids(tmp_path
     prepare(tmp_path / "raw", tmp_path / "cache", pool=1, n_in=4, n_out=3, split={"train": 0.5, "val": 0.5})
     p = {**tiny_params, "prepare": {**tiny_params["prepare"], "cache_dir": str(tmp_path / "cache"), "pool": 1},
          "model": {"name": "AdvectionNet", "hidden": [4, 4], "groups": 2, "downsample": [2, 2], "motion_prior": "lk",
-                   "growth": False, "lk_levels": [4, 2, 1], "lk_sigma": 2.0, "lk_floor_dbz": 10.0},
+                   "growth": False, "lk_levels": [4, 2, 1], "lk_sigma": 2.0, "lk_floor_dbz": 10.0,
+                   "advect_space": "linear_z"},
          "train": {**tiny_params["train"], "crop": 8, "crops_per_window": 2, "select_by": "csi", "score_dbz": 35}}
     seen = []
     real_validate = train.validate
@@ -184,6 +220,6 @@ def test_radars_of_two_sizes_train_on_crops_and_validate_on_whole_grids(tmp_path
     assert s["start_val_score"] is not None and 0 < s["start_val_score"] <= 1
     ck = load_checkpoint(tmp_path / "checkpoints/phase1_best.pt")
     kw = ck["model_config"]["kwargs"]
-    assert (kw["lk_levels"], kw["lk_sigma"], kw["lk_floor_dbz"]) == ([4, 2, 1], 2.0, 10.0)
+    assert (kw["lk_levels"], kw["lk_sigma"], kw["lk_floor_dbz"], kw["advect_space"]) == ([4, 2, 1], 2.0, 10.0, "linear_z")
     norm = load_cache(tmp_path / "cache").norm   # the floor is measured on the cache's normalisation
     assert kw["dbz_range"] == [float(norm["dbz_min"]), float(norm["dbz_max"])]
