@@ -450,14 +450,13 @@ def evaluation_params(params: dict,  # the whole params dict (data.raw_dir, prep
                       reports_dir=None,  # the evaluation's folder: a cache prepared for it goes in <reports_dir>/cache
                      ) -> dict:
     "The params to evaluate with: `data.raw_dir` prepared (once) where no cache holds it, never over the pipeline's cache."
-    raw = (params.get("data") or {}).get("raw_dir")
-    if cache_mismatch(params) is None or raw is None or not Path(raw).is_dir():
+    raw, why = (params.get("data") or {}).get("raw_dir"), cache_mismatch(params)
+    if why is None or raw is None or not Path(raw).is_dir():
         return params   # the cache holds it, or nothing to prepare from: evaluate says what is missing
     own = _own_cache(params, reports_dir)
-    why = cache_mismatch(own)
-    if why is None: return own   # prepared by an earlier evaluation
+    if own is not params and cache_mismatch(own) is None: return own   # prepared by an earlier evaluation
     from nowcast.data import prepare_from_params
-    _log.info("evaluate: %s; preparing %s there first", why, raw)
+    _log.info("evaluate: %s; preparing %s in %s first", why, raw, (own.get("prepare") or {}).get("cache_dir", "cache"))
     report = prepare_from_params(own)
     if reports_dir is not None:
         out = Path(reports_dir) / "prepare.json"; out.parent.mkdir(parents=True, exist_ok=True)
