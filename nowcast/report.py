@@ -19,8 +19,8 @@ from .cells import move_or_grow_words
 from .io import atomic_write
 
 # %% auto #0
-__all__ = ['PHASES', 'data_section', 'radar_lines', 'training_section', 'verdict', 'threshold_tables', 'evaluation_section',
-           'forecast_section', 'run_summary', 'cli_main']
+__all__ = ['PHASES', 'data_section', 'radar_lines', 'training_section', 'kept_checkpoint', 'verdict', 'threshold_tables',
+           'evaluation_section', 'forecast_section', 'run_summary', 'cli_main']
 
 # %% ../nbs/13_report.ipynb #24986c28
 PHASES = ("phase1", "phase2", "phase3")
@@ -76,7 +76,35 @@ def training_section(reports: Path) -> list[str]:
         best = f"CSI {-t['best_val']:.3f}" if t.get("select_by") == "csi" and t.get("best_val") is not None else _fmt(t['best_val'], 4)
         lines.append(f"| {phase} | {first}-{end - 1} | {best} | {_fmt(t['samples_per_s'], 2)} | "
                      f"{t['device']} | {t['amp_dtype']} | {_fmt(t['wall_s'], 0)} |")
-    return lines
+    kept = [kept_checkpoint(t) for t in (_read_json(reports / f"{p}_train.json") for p in PHASES) if t is not None]
+    return lines + ([""] + [f"- {k}" for k in kept] if kept else [])
+
+# %% ../nbs/13_report.ipynb #c8eecb9d
+def _csi_key(history: list[dict]) -> str | None:
+    "The history's validation CSI column: `val_csi<dBZ>`, e.g. `val_csi35` (the mean over leads; not a loss part)."
+    return next((k for r in history for k in r if k.startswith("val_csi") and k[7:].replace(".", "", 1).isdigit()), None)
+
+def _kept_by_loss(phase: str, hist: list[dict], best: float) -> str:
+    kept = [r["epoch"] for r in hist if best in (r.get("val_loss"), r.get("train_loss"))]
+    return (f"{phase} keeps epoch {kept[-1]}, the lowest validation loss ({best:.4g})." if kept
+            else f"{phase} keeps the checkpoint of validation loss {best:.4g}.")
+
+def kept_checkpoint(summary: dict  # a phase's `reports/<phase>_train.json`
+                   ) -> str:
+    "One sentence: which weights the phase's best checkpoint holds, and why."
+    phase, hist, best = summary.get("phase", "the phase"), summary.get("history") or [], summary.get("best_val")
+    if best is None or best != best or abs(best) == float("inf"): return f"{phase} kept no checkpoint by validation."
+    if summary.get("select_by") != "csi": return _kept_by_loss(phase, hist, best)
+    key, start, gain = _csi_key(hist), summary.get("start_val_score"), summary.get("select_min_gain") or 0
+    label = f"validation CSI at {key[7:]} dBZ" if key and key[7:] else "validation CSI"
+    started = "" if start is None else f"; the weights it started from scored {start:.3f}"
+    if start != -best:   # an epoch beat the starting weights (one before a resumption is not in this history)
+        kept = [r["epoch"] for r in hist if key and r.get(key) == -best]
+        return (f"{phase} keeps epoch {kept[-1]}" if kept else f"{phase} keeps the checkpoint") + f" ({label} {-best:.3f}{started})."
+    close = [str(r["epoch"]) for r in hist if r.get("gain_below_min")]
+    return (f"{phase} keeps the weights it started from ({label} {-best:.3f}): no epoch beat them"
+            + (f" by more than train.select_min_gain ({gain:g})" if gain else "")
+            + (f"; epoch{'s' * (len(close) > 1)} {', '.join(close)} came within it" if close else "") + ".")
 
 # %% ../nbs/13_report.ipynb #a135a55c
 def verdict(rows: list[dict], # the CSI-by-lead table: lead_min and one column per method

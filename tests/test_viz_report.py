@@ -70,6 +70,7 @@ def test_phase_report_runs_and_renders_offline(tmp_path):
     images = [o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 4                                  # curves, CSI, two example windows
     assert "of the observed cores" in json.dumps(nb) or "No observed core" in json.dumps(nb)
+    assert "phase1 keeps epoch 0, the lowest validation loss" in json.dumps(nb)   # which weights phase1_best.pt holds
 
     html = tmp_path / "reports" / "phase1_report.html"
     _run(BIN / "jupyter", "nbconvert", "--to", "html", out, "--output", html.name)
