@@ -84,9 +84,14 @@ def _csi_key(history: list[dict]) -> str | None:
     "The history's validation CSI column: `val_csi<dBZ>`, e.g. `val_csi35` (the mean over leads; not a loss part)."
     return next((k for r in history for k in r if k.startswith("val_csi") and k[7:].replace(".", "", 1).isdigit()), None)
 
-def _kept_by_loss(phase: str, hist: list[dict], best: float) -> str:
-    kept = [r["epoch"] for r in hist if best in (r.get("val_loss"), r.get("train_loss"))]
-    return (f"{phase} keeps epoch {kept[-1]}, the lowest validation loss ({best:.4g})." if kept
+def _kept_epoch(summary: dict, hist: list[dict], found) -> int | None:
+    "The epoch of the phase's best checkpoint: `best_epoch` (every run writes it, resumed ones too), else found in the history."
+    if summary.get("best_epoch") is not None: return int(summary["best_epoch"])
+    kept = [r["epoch"] for r in hist if found(r)]   # summaries from before `best_epoch`
+    return kept[-1] if kept else None
+
+def _kept_by_loss(phase: str, epoch: int | None, best: float) -> str:
+    return (f"{phase} keeps epoch {epoch}, the lowest validation loss ({best:.4g})." if epoch is not None
             else f"{phase} keeps the checkpoint of validation loss {best:.4g}.")
 
 def kept_checkpoint(summary: dict  # a phase's `reports/<phase>_train.json`
@@ -94,17 +99,21 @@ def kept_checkpoint(summary: dict  # a phase's `reports/<phase>_train.json`
     "One sentence: which weights the phase's best checkpoint holds, and why."
     phase, hist, best = summary.get("phase", "the phase"), summary.get("history") or [], summary.get("best_val")
     if best is None or best != best or abs(best) == float("inf"): return f"{phase} kept no checkpoint by validation."
-    if summary.get("select_by") != "csi": return _kept_by_loss(phase, hist, best)
+    if summary.get("select_by") != "csi":
+        return _kept_by_loss(phase, _kept_epoch(summary, hist, lambda r: best in (r.get("val_loss"), r.get("train_loss"))), best)
     key, start, gain = _csi_key(hist), summary.get("start_val_score"), summary.get("select_min_gain") or 0
     label = f"validation CSI at {key[7:]} dBZ" if key and key[7:] else "validation CSI"
     started = "" if start is None else f"; the weights it started from scored {start:.3f}"
-    if start != -best:   # an epoch beat the starting weights (one before a resumption is not in this history)
-        kept = [r["epoch"] for r in hist if key and r.get(key) == -best]
-        return (f"{phase} keeps epoch {kept[-1]}" if kept else f"{phase} keeps the checkpoint") + f" ({label} {-best:.3f}{started})."
-    close = [str(r["epoch"]) for r in hist if r.get("gain_below_min")]
-    return (f"{phase} keeps the weights it started from ({label} {-best:.3f}): no epoch beat them"
-            + (f" by more than train.select_min_gain ({gain:g})" if gain else "")
-            + (f"; epoch{'s' * (len(close) > 1)} {', '.join(close)} came within it" if close else "") + ".")
+    epoch = _kept_epoch(summary, hist, lambda r: bool(key) and r.get(key) == -best)
+    first = (summary.get("epochs") or [None])[0]   # the starting weights are saved as the epoch before the first
+    if summary.get("best_epoch") is not None: started_kept = first is not None and epoch < first
+    else: started_kept = start == -best   # summaries from before `best_epoch`
+    if started_kept:
+        close = [str(r["epoch"]) for r in hist if r.get("gain_below_min")]
+        return (f"{phase} keeps the weights it started from ({label} {-best:.3f}): no epoch beat them"
+                + (f" by more than train.select_min_gain ({gain:g})" if gain else "")
+                + (f"; epoch{'s' * (len(close) > 1)} {', '.join(close)} came within it" if close else "") + ".")
+    return (f"{phase} keeps epoch {epoch}" if epoch is not None else f"{phase} keeps the checkpoint") + f" ({label} {-best:.3f}{started})."
 
 # %% ../nbs/13_report.ipynb #a135a55c
 def verdict(rows: list[dict], # the CSI-by-lead table: lead_min and one column per method

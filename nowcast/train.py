@@ -466,13 +466,14 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
                              int(tp.get("warmup_steps", 0)), (end - start) * steps_per_epoch,
                              int(pp.get("patience", 10)))
     scaler = torch.amp.GradScaler(device.type, enabled=run.use_scaler)
-    state = {"epoch": start, "batch": 0, "step": 0, "best_val": math.inf, "skipped": 0}
+    state = {"epoch": start, "batch": 0, "step": 0, "best_val": math.inf, "skipped": 0, "best_epoch": None}
     elog = EpochLog()
     if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"]); schedule.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler"): scaler.load_state_dict(ckpt["scaler"])
         pr = ckpt["progress"]
-        state.update(step=ckpt["step"], best_val=ckpt["best_val"], epoch=pr["next_epoch"], batch=pr["batch"], skipped=pr["skipped"])
+        state.update(step=ckpt["step"], best_val=ckpt["best_val"], epoch=pr["next_epoch"], batch=pr["batch"], skipped=pr["skipped"],
+                     best_epoch=pr.get("best_epoch"))   # checkpoints older than the key: unknown
         elog = EpochLog(pr["epoch_log"])
         rngs = ckpt["rng"] if isinstance(ckpt["rng"], list) else [ckpt["rng"]]
         set_rng_state(rngs[rank % len(rngs)])   # exact when the world size is unchanged
@@ -491,7 +492,7 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
                 "best_val": state["best_val"], "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
                 "scaler": scaler.state_dict() if run.use_scaler else {}, "rng": rngs, "finished": finished,
                 "progress": {"next_epoch": state["epoch"], "batch": state["batch"], "skipped": state["skipped"],
-                             "epoch_log": elog.state()},
+                             "epoch_log": elog.state(), "best_epoch": state["best_epoch"], "start_val_score": start_csi},
                 "amp": run.amp_name, "world_size": world}
 
     def save_last(epoch):
@@ -502,11 +503,12 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
     if rank == 0:
         _say(f"{phase}: epochs {start}..{end - 1} on {device} ({run.amp_name}), {len(train_data)} training windows, "
              f"{batches_per_epoch} batches of {run.bs} per epoch" + (f", resuming from {resumed}" if resumed else ""))
-    start_csi = None
+    start_csi = None if ckpt is None else ckpt["progress"].get("start_val_score")   # a resumed phase's, from its start
     if ckpt is None and run.select_by == "csi" and val_data is not None and len(val_data) and score_fn is not None:
         # the weights the phase starts from are a candidate too: training that makes the forecast worse is not kept
         start_csi = _validation_csi(raw, val_data, loss_fn, run, device, rank, world, score_fn, table)
         state["best_val"] = -start_csi if math.isfinite(start_csi) else math.inf
+        state["best_epoch"] = start - 1   # the epoch the starting weights belong to
         ck = checkpoint(start - 1)
         if rank == 0:
             save_checkpoint(ck, paths["best"])
@@ -590,12 +592,12 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
                 raise _stop(phase, stop.signum, f"after epoch {epoch}", paths["last"])
     if live: live.end()
     summary = {"phase": phase, "epochs": [start, end], "epochs_run": [h["epoch"] for h in history],
-               "best_val": state["best_val"], "select_by": run.select_by, "select_min_gain": run.min_gain, "start_val_score": start_csi, "final": history[-1] if history else None, "history": history,
+               "best_val": state["best_val"], "best_epoch": state["best_epoch"], "select_by": run.select_by, "select_min_gain": run.min_gain, "start_val_score": start_csi, "final": history[-1] if history else None, "history": history,
                "samples_per_s": (sum(h["samples_per_s"] for h in history) / len(history)) if history else None,
                "skipped_batches": state["skipped"], "device": str(device), "world_size": world,
                "amp_dtype": run.amp_name,
                "resumed_from": resumed, "init_from": str(init_from) if (init_from and not resumed) else None,
-               "wall_s": round(time.time() - t0, 3)}
+               "best_checkpoint": str(paths["best"]), "wall_s": round(time.time() - t0, 3)}
     if rank == 0:
         out = root / "reports" / f"{phase}_train.json"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -631,7 +633,7 @@ def _end_of_epoch(epoch, elog, world, device, raw, val_data, loss_fn, run, rank,
     if run.select_by == "csi" and csi is not None:  # the best checkpoint is the most skilful, not the lowest loss
         score = -float(np.nanmean(csi)) if np.isfinite(csi).any() else math.inf
     improved, near = _beats(score, state["best_val"], run.min_gain), _beats(score, state["best_val"])
-    if improved: state["best_val"] = score
+    if improved: state["best_val"], state["best_epoch"] = score, epoch
     row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], "lr": optimizer.param_groups[0]["lr"],
            "samples_per_s": elog.samples / max(elog.busy_s, 1e-9),
            "data_wait_frac": tot[-2] / max(tot[-1], 1e-9), "skipped_batches_epoch": elog.skipped_epoch}
@@ -791,6 +793,8 @@ def _parser():
     p.add_argument("--device", help="train.device: auto, cpu, cuda, cuda:1")
     p.add_argument("--resume-from", help="a checkpoint of this phase: continue exactly where it stopped")
     p.add_argument("--init-from", help="a checkpoint: start from its weights only")
+    p.add_argument("--root", default=".", help="the project folder: the params' relative paths (cache, checkpoints, "
+                   "dvclive) and reports/ are taken in it (default: the working directory)")
     p.add_argument("--set", dest="sets", action="append", type=_parse_set, default=[], metavar="KEY=VALUE",
                    help="override any parameter, e.g. --set phase1.lr=3e-4 (repeatable)")
     return p
@@ -826,7 +830,7 @@ def cli_main(argv: list[str]|None = None # arguments after `nowcast train`
         print(f"nowcast train: {nproc} processes: {' '.join(cmd[2:])}", file=sys.stderr, flush=True)
         os.execv(cmd[0], cmd)   # torchrun takes this process's place: signals reach it directly
     try:
-        summary = train_phase(params, args.phase, overrides=overrides, resume_from=args.resume_from,
+        summary = train_phase(params, args.phase, overrides=overrides, root=args.root, resume_from=args.resume_from,
                               init_from=args.init_from)
     except TrainingInterrupted as e:
         print(f"nowcast train: {e}", file=sys.stderr); return 128 + int(e.signum)
@@ -839,4 +843,6 @@ def cli_main(argv: list[str]|None = None # arguments after `nowcast train`
         print(f"{args.phase}: epochs {summary['epochs'][0]}..{summary['epochs'][1] - 1}, best val {summary['best_val']:.5f}, "
               f"last train loss {f.get('train_loss', float('nan')):.5f}, {summary['samples_per_s']:.1f} samples/s "
               f"on {summary['device']} ({summary['amp_dtype']}), skipped {summary['skipped_batches']}")
+        print(f"{args.phase}: summary in {(Path(args.root) / 'reports' / f'{args.phase}_train.json').resolve()}, "
+              f"best weights in {Path(summary['best_checkpoint']).resolve()}")
     return 0

@@ -140,6 +140,24 @@ def test_cli_trains_a_phase(tmp_path, tiny_params):
     ck = load_checkpoint(tmp_path / "checkpoints/phase1_best.pt")
     assert ck["params"]["train"]["batch_size"] == 3 and ck["params"]["phase1"]["lr"] == 5e-4
     assert ck["step"] == 2                                    # 6 training windows / batch 3
+    assert f"summary in {tmp_path.resolve() / 'reports/phase1_train.json'}" in res.stdout
+
+
+def test_cli_root_puts_the_outputs_in_the_project_folder(tmp_path, tiny_params):
+    "`nowcast train --root DIR` from another working directory: reports, checkpoints and dvclive go in DIR, none in cwd."
+    import subprocess, sys, yaml
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir(); elsewhere.mkdir()
+    (project / "params.yaml").write_text(yaml.safe_dump(tiny_params))
+    res = subprocess.run([sys.executable, "-c", "import sys; from nowcast.train import cli_main; sys.exit(cli_main())",
+                          "--params", str(project / "params.yaml"), "--phase", "phase1", "--epochs", "1",
+                          "--device", "cpu", "--root", str(project)],
+                         cwd=elsewhere, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads((project / "reports/phase1_train.json").read_text())["epochs_run"] == [0]
+    assert (project / "checkpoints/phase1_best.pt").is_file() and (project / "dvclive/phase1").is_dir()
+    assert list(elsewhere.iterdir()) == []
+    assert f"best weights in {(project / 'checkpoints/phase1_best.pt').resolve()}" in res.stdout
 
 
 def test_a_phase_goes_on_from_where_the_previous_one_ran(tmp_path, tiny_params, capsys):
@@ -157,6 +175,22 @@ def test_checkpoints_chosen_by_validation_csi_keep_the_starting_weights_unless_b
     assert s["select_by"] == "csi" and s["start_val_score"] is not None
     best = load_checkpoint(tmp_path / "checkpoints/phase1_best.pt")
     assert best["epoch"] == -1 and best["best_val"] == -s["start_val_score"]   # lr 0: no epoch can beat the start
+
+
+def test_a_resumed_phase_still_names_the_weights_it_keeps(tmp_path, tiny_params):
+    """Pre-empted in epoch 1 and resumed, a phase whose starting weights stay best (lr 0) says so: the best epoch and
+    the starting weights' score travel in the checkpoint, although the resumed run's history starts at epoch 1."""
+    from nowcast.report import kept_checkpoint
+    p = {**tiny_params, "train": {**tiny_params["train"], "select_by": "csi"}, "phase1": {**tiny_params["phase1"], "lr": 0.0}}
+    whole = train_phase(p, "phase1", root=tmp_path / "a", overrides={"train.warmup_steps": 0})
+    with pytest.raises(train.TrainingInterrupted):
+        train_phase(p, "phase1", root=tmp_path / "b", overrides={"train.warmup_steps": 0},
+                    on_step=lambda e, b, s: (e, b) == (1, 1))
+    s = train_phase(p, "phase1", root=tmp_path / "b", overrides={"train.warmup_steps": 0})
+    assert s["resumed_from"] and s["epochs_run"][0] == 1
+    assert s["best_epoch"] == whole["best_epoch"] == -1 and s["start_val_score"] == whole["start_val_score"]
+    assert kept_checkpoint(s) == kept_checkpoint(whole)
+    assert kept_checkpoint(s).startswith("phase1 keeps the weights it started from")
 
 
 def test_an_epoch_must_beat_the_best_by_train_select_min_gain(tmp_path, tiny_params, monkeypatch, capsys):
