@@ -69,6 +69,7 @@ def training_section(reports: Path) -> list[str]:
     "Per phase: epochs, best validation loss, throughput, device and wall time."
     lines = ["## Training", "", "| phase | epochs | best val (loss, or CSI) | samples/s | device | amp | wall (s) |",
              "|---|---|---|---|---|---|---|"]
+    kept = []   # one sentence per phase that ran: which weights its best checkpoint holds
     for phase in PHASES:
         t = _read_json(reports / f"{phase}_train.json")
         if t is None: lines.append(f"| {phase} | not run | | | | | |"); continue
@@ -76,7 +77,7 @@ def training_section(reports: Path) -> list[str]:
         best = f"CSI {-t['best_val']:.3f}" if t.get("select_by") == "csi" and t.get("best_val") is not None else _fmt(t['best_val'], 4)
         lines.append(f"| {phase} | {first}-{end - 1} | {best} | {_fmt(t['samples_per_s'], 2)} | "
                      f"{t['device']} | {t['amp_dtype']} | {_fmt(t['wall_s'], 0)} |")
-    kept = [kept_checkpoint(t) for t in (_read_json(reports / f"{p}_train.json") for p in PHASES) if t is not None]
+        kept.append(kept_checkpoint(t))
     return lines + ([""] + [f"- {k}" for k in kept] if kept else [])
 
 # %% ../nbs/13_report.ipynb #c8eecb9d

@@ -329,6 +329,10 @@ def checkpoint_due(step: int, # optimizer steps done in this phase
     return bool((every_steps and step % int(every_steps) == 0) or (every_min and since_s >= 60 * float(every_min)))
 
 # %% ../nbs/05_train.ipynb #55960e4a
+def _summary_path(root, phase) -> Path:
+    "Where a phase's training summary goes: `<root>/reports/<phase>_train.json`."
+    return Path(root) / "reports" / f"{phase}_train.json"
+
 def _checkpoint_paths(root, ckpt_dir, phase):
     d = Path(root) / ckpt_dir
     return {"dir": d, "best": d / f"{phase}_best.pt", "last": d / f"{phase}_last.pt", "epochs": d / phase}
@@ -599,7 +603,7 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
                "resumed_from": resumed, "init_from": str(init_from) if (init_from and not resumed) else None,
                "best_checkpoint": str(paths["best"]), "wall_s": round(time.time() - t0, 3)}
     if rank == 0:
-        out = root / "reports" / f"{phase}_train.json"
+        out = _summary_path(root, phase)
         out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(out) as t: Path(t).write_text(json.dumps(summary, indent=2, default=str))
     return summary
@@ -843,6 +847,6 @@ def cli_main(argv: list[str]|None = None # arguments after `nowcast train`
         print(f"{args.phase}: epochs {summary['epochs'][0]}..{summary['epochs'][1] - 1}, best val {summary['best_val']:.5f}, "
               f"last train loss {f.get('train_loss', float('nan')):.5f}, {summary['samples_per_s']:.1f} samples/s "
               f"on {summary['device']} ({summary['amp_dtype']}), skipped {summary['skipped_batches']}")
-        print(f"{args.phase}: summary in {(Path(args.root) / 'reports' / f'{args.phase}_train.json').resolve()}, "
+        print(f"{args.phase}: summary in {_summary_path(args.root, args.phase).resolve()}, "
               f"best weights in {Path(summary['best_checkpoint']).resolve()}")
     return 0
