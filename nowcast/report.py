@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 from pathlib import Path
 
 import yaml
@@ -19,8 +20,8 @@ from .cells import move_or_grow_words
 from .io import atomic_write
 
 # %% auto #0
-__all__ = ['PHASES', 'data_section', 'radar_lines', 'training_section', 'kept_checkpoint', 'verdict', 'threshold_tables',
-           'evaluation_section', 'forecast_section', 'run_summary', 'cli_main']
+__all__ = ['PHASES', 'data_section', 'radar_lines', 'training_section', 'kept_checkpoint', 'beats', 'verdict', 'sample_sentence',
+           'threshold_tables', 'evaluation_section', 'forecast_section', 'run_summary', 'cli_main']
 
 # %% ../nbs/13_report.ipynb #24986c28
 PHASES = ("phase1", "phase2", "phase3")
@@ -117,10 +118,9 @@ def kept_checkpoint(summary: dict  # a phase's `reports/<phase>_train.json`
     return (f"{phase} keeps epoch {epoch}" if epoch is not None else f"{phase} keeps the checkpoint") + f" ({label} {-best:.3f}{started})."
 
 # %% ../nbs/13_report.ipynb #a135a55c
-def verdict(rows: list[dict], # the CSI-by-lead table: lead_min and one column per method
-            metrics: dict, # metrics.json: method -> headline numbers
-           ) -> list[str]:
-    "Sentences: where the model beats each baseline, and whether its storms move or grow."
+def beats(rows: list[dict], # a CSI-by-lead table: lead_min and one column per method, "model" among them
+         ) -> list[str]:
+    "One sentence per baseline: at which leads the model's CSI is above it."
     if not rows or "model" not in rows[0]: return []
     leads = [f"t+{float(r['lead_min']):g}" for r in rows]
     out = []
@@ -128,6 +128,14 @@ def verdict(rows: list[dict], # the CSI-by-lead table: lead_min and one column p
         better = [l for l, r in zip(leads, rows) if float(r["model"]) > float(r[m])]
         where = ("at every lead" if len(better) == len(rows) else f"at {', '.join(better)} min" if better else "at no lead")
         out.append(f"- The model's CSI beats {m.replace('_', ' ')} {where}.")
+    return out
+
+def verdict(rows: list[dict], # the CSI-by-lead table: lead_min and one column per method
+            metrics: dict, # metrics.json: method -> headline numbers
+           ) -> list[str]:
+    "Sentences: where the model beats each baseline, and whether its storms move or grow."
+    out = beats(rows)
+    if not out: return []
     mo, pe = metrics.get("model", {}), metrics.get("persistence", {})
     d, dp, ar = mo.get("displacement_km_mean"), pe.get("displacement_km_mean"), mo.get("area_ratio_mean")
     if d is not None and dp is not None and ar is not None:
@@ -136,25 +144,49 @@ def verdict(rows: list[dict], # the CSI-by-lead table: lead_min and one column p
                    f"area ratio {ar:.2f}: they {moves} and {size}.")
     return out
 
+
 # %% ../nbs/13_report.ipynb #4fd64a9d
+def _cmax_rows(scores_csv: Path) -> list[dict]:
+    "The column-maximum rows of scores.csv (none when evaluate has not run)."
+    if not scores_csv.exists(): return []
+    with scores_csv.open() as f: return [r for r in csv.DictReader(f) if r["field"] == "cmax"]
+
+def _span(values: list[int]) -> str:
+    return f"{min(values)}" if min(values) == max(values) else f"{min(values)} to {max(values)}"
+
+def sample_sentence(rows: list[dict], # scores.csv's column-maximum rows
+                    thr: float, # the threshold, dBZ
+                   ) -> str:
+    "How much the CSI at one threshold rests on: observed pixels per lead, and how many windows observe any."
+    sel = [r for r in rows if float(r["threshold_dbz"]) == thr]
+    if not sel: return ""
+    sel = [r for r in sel if r["method"] == sel[0]["method"]]   # one method: the observations are the same for all
+    px = [int(r["hits"]) + int(r["misses"]) for r in sel]
+    text = f"- Observed at or above {thr:g} dBZ: {_span(px)} pixels per lead"
+    if all(r.get("windows_observed") not in (None, "") for r in sel):   # scores.csv from before windows_observed: pixels only
+        text += f", in {_span([int(r['windows_observed']) for r in sel])} of the {sel[0]['windows']} windows"
+    return text + "."
+
 def threshold_tables(scores_csv: Path,  # evaluation/scores.csv
                      methods: list,  # columns, in order
                      thresholds=(20, 40),  # besides the headline's 35
                     ) -> list[str]:
-    "CSI per lead at other thresholds (light rain, heavy cores) for every method, from scores.csv."
-    if not scores_csv.exists(): return []
-    with scores_csv.open() as f: rows = [r for r in csv.DictReader(f) if r["field"] == "cmax"]
-    out = []
+    "CSI per lead at other thresholds (light rain, heavy cores) for every method, where the model beats each, and on how much echo."
+    rows, out = _cmax_rows(scores_csv), []
     for thr in thresholds:
         sel = {(r["method"], float(r["lead_min"])): float(r["csi"]) for r in rows if float(r["threshold_dbz"]) == thr}
         leads = sorted({l for _, l in sel})
         if not leads: continue
         out += ["", f"CSI at {thr} dBZ:", "", "| lead (min) | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
         out += [f"| {l:.0f} | " + " | ".join(_fmt(sel.get((m, l))) for m in methods) + " |" for l in leads]
+        table = [{"lead_min": l, **{m: sel.get((m, l), math.nan) for m in methods}} for l in leads]
+        out += ["", *beats(table), sample_sentence(rows, thr)]
     return out
 
+
+# %% ../nbs/13_report.ipynb #585e6f82
 def evaluation_section(reports: Path) -> list[str]:
-    "CSI at 35 dBZ per lead for every method, and seconds per window."
+    "CSI at 35 dBZ per lead for every method, the other thresholds, and seconds per window."
     table, metrics = reports / "evaluation/csi35_by_lead.csv", _read_json(reports / "metrics.json")
     if not table.exists() or metrics is None: return ["## Evaluation (test events)", "", "`evaluate` has not run yet."]
     with table.open() as f: rows = list(csv.DictReader(f))
@@ -163,11 +195,13 @@ def evaluation_section(reports: Path) -> list[str]:
              "| lead (min) | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
     lines += [f"| {float(r['lead_min']):.0f} | " + " | ".join(_fmt(float(r[m])) for m in methods) + " |" for r in rows]
     lines += ["", *verdict(rows, metrics)]
+    lines += [s for s in [sample_sentence(_cmax_rows(reports / "evaluation/scores.csv"), 35)] if s]
     lines += threshold_tables(reports / "evaluation/scores.csv", methods)
     lines += ["", "| method | mean CSI@35 | FSS@35 | MAE (dBZ) | s per window |", "|---|---|---|---|---|"]
     lines += [f"| {m} | {_fmt(v.get('csi35_mean'))} | {_fmt(v.get('fss35'))} | {_fmt(v.get('mae'), 2)} | "
               f"{_fmt(v.get('s_per_window'), 4)} |" for m, v in metrics.items()]
     return lines
+
 
 # %% ../nbs/13_report.ipynb #c5c9078a
 def forecast_section(reports: Path) -> list[str]:

@@ -188,9 +188,11 @@ class Scoreboard:
 
     def _add_field(self, key, obs, fc, missing):
         L, T, S = len(self.leads), len(self.thresholds), len(self.scales)
-        acc = self.sums.setdefault(key, dict(counts=np.zeros((L, T, 4), np.int64),
+        acc = self.sums.setdefault(key, dict(counts=np.zeros((L, T, 4), np.int64), observed=np.zeros((L, T), np.int64),
                                               fss=np.zeros((L, T, S, 3)), mae=np.zeros((L, 2))))
-        acc["counts"] += contingency_by_lead(obs, fc, self.thresholds, missing)
+        counts = contingency_by_lead(obs, fc, self.thresholds, missing)
+        acc["counts"] += counts
+        acc["observed"] += (counts[..., 0] + counts[..., 1]) > 0   # this window observes the event at all
         acc["fss"] += fss_sums_by_lead(obs, fc, self.thresholds, self.scales, missing)
         for l in range(L):
             acc["mae"][l] += mae_sums(obs[l], fc[l], self.echo_dbz, missing[l])
@@ -217,7 +219,7 @@ class Scoreboard:
         return self
 
     def table(self) -> list[dict]:
-        "Tidy rows: method, field, lead, threshold, counts, csi/pod/far/bias, fss_<scale>, mae_dbz, windows."
+        "Tidy rows: method, field, lead, threshold, counts, csi/pod/far/bias, fss_<scale>, mae_dbz, windows, windows_observed."
         rows = []
         for (method, fld), acc in self.sums.items():
             sc = scores(acc["counts"])
@@ -229,7 +231,8 @@ class Scoreboard:
                     row.update({k: int(acc["counts"][l, t, i]) for i, k in enumerate(COUNT_NAMES)})
                     row.update({k: float(v[l, t]) for k, v in sc.items()})
                     row.update({f"fss_{s}": float(fs[l, t, i]) for i, s in enumerate(self.scales)})
-                    row.update(mae_dbz=float(mae[l]), windows=self.windows[method])
+                    row.update(mae_dbz=float(mae[l]), windows=self.windows[method],
+                           windows_observed=int(acc["observed"][l, t]))
                     rows.append(row)
         return rows
 

@@ -1,4 +1,5 @@
 "End to end: the evaluation report (pipeline/evaluate_report.ipynb) through papermill and nbconvert, offline, on the tiny cache."
+import csv
 import json
 import subprocess
 import sys
@@ -63,3 +64,8 @@ def test_report_runs_and_renders_offline(tiny_params, tiny_cache, tmp_path):
     _run(BIN / "jupyter", "nbconvert", "--to", "html", "--log-level", "WARN", out)
     html = out.with_suffix(".html").read_text()
     assert "CSI at 35 dBZ against lead time" in html and "TITAN-style" in html
+    assert "observed t+5" in html   # how much echo each threshold's CSI is pooled from
+    with (tmp_path / "reports" / "evaluation" / "scores.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r["field"] == "cmax"]
+    assert all(0 <= int(r["windows_observed"]) <= int(r["windows"]) == 3 for r in rows)
+    assert any(int(r["windows_observed"]) > 0 for r in rows if r["threshold_dbz"] == "20")
