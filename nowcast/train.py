@@ -470,14 +470,15 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
                              int(tp.get("warmup_steps", 0)), (end - start) * steps_per_epoch,
                              int(pp.get("patience", 10)))
     scaler = torch.amp.GradScaler(device.type, enabled=run.use_scaler)
-    state = {"epoch": start, "batch": 0, "step": 0, "best_val": math.inf, "skipped": 0, "best_epoch": None}
+    state = {"epoch": start, "batch": 0, "step": 0, "best_val": math.inf, "skipped": 0, "best_epoch": None,
+             "start_val_score": None}   # the starting weights' validation CSI (select_by csi)
     elog = EpochLog()
     if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"]); schedule.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler"): scaler.load_state_dict(ckpt["scaler"])
         pr = ckpt["progress"]
         state.update(step=ckpt["step"], best_val=ckpt["best_val"], epoch=pr["next_epoch"], batch=pr["batch"], skipped=pr["skipped"],
-                     best_epoch=pr.get("best_epoch"))   # checkpoints older than the key: unknown
+                     best_epoch=pr.get("best_epoch"), start_val_score=pr.get("start_val_score"))   # older checkpoints: unknown
         elog = EpochLog(pr["epoch_log"])
         rngs = ckpt["rng"] if isinstance(ckpt["rng"], list) else [ckpt["rng"]]
         set_rng_state(rngs[rank % len(rngs)])   # exact when the world size is unchanged
@@ -496,7 +497,7 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
                 "best_val": state["best_val"], "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
                 "scaler": scaler.state_dict() if run.use_scaler else {}, "rng": rngs, "finished": finished,
                 "progress": {"next_epoch": state["epoch"], "batch": state["batch"], "skipped": state["skipped"],
-                             "epoch_log": elog.state(), "best_epoch": state["best_epoch"], "start_val_score": start_csi},
+                             "epoch_log": elog.state(), "best_epoch": state["best_epoch"], "start_val_score": state["start_val_score"]},
                 "amp": run.amp_name, "world_size": world}
 
     def save_last(epoch):
@@ -507,10 +508,9 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
     if rank == 0:
         _say(f"{phase}: epochs {start}..{end - 1} on {device} ({run.amp_name}), {len(train_data)} training windows, "
              f"{batches_per_epoch} batches of {run.bs} per epoch" + (f", resuming from {resumed}" if resumed else ""))
-    start_csi = None if ckpt is None else ckpt["progress"].get("start_val_score")   # a resumed phase's, from its start
     if ckpt is None and run.select_by == "csi" and val_data is not None and len(val_data) and score_fn is not None:
         # the weights the phase starts from are a candidate too: training that makes the forecast worse is not kept
-        start_csi = _validation_csi(raw, val_data, loss_fn, run, device, rank, world, score_fn, table)
+        start_csi = state["start_val_score"] = _validation_csi(raw, val_data, loss_fn, run, device, rank, world, score_fn, table)
         state["best_val"] = -start_csi if math.isfinite(start_csi) else math.inf
         state["best_epoch"] = start - 1   # the epoch the starting weights belong to
         ck = checkpoint(start - 1)
@@ -596,7 +596,7 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
                 raise _stop(phase, stop.signum, f"after epoch {epoch}", paths["last"])
     if live: live.end()
     summary = {"phase": phase, "epochs": [start, end], "epochs_run": [h["epoch"] for h in history],
-               "best_val": state["best_val"], "best_epoch": state["best_epoch"], "select_by": run.select_by, "select_min_gain": run.min_gain, "start_val_score": start_csi, "final": history[-1] if history else None, "history": history,
+               "best_val": state["best_val"], "best_epoch": state["best_epoch"], "select_by": run.select_by, "select_min_gain": run.min_gain, "start_val_score": state["start_val_score"], "final": history[-1] if history else None, "history": history,
                "samples_per_s": (sum(h["samples_per_s"] for h in history) / len(history)) if history else None,
                "skipped_batches": state["skipped"], "device": str(device), "world_size": world,
                "amp_dtype": run.amp_name,
