@@ -167,12 +167,12 @@ def sample_sentence(rows: list[dict], # scores.csv's column-maximum rows
         text += f", in {_span([int(r['windows_observed']) for r in sel])} of the {sel[0]['windows']} windows"
     return text + "."
 
-def threshold_tables(scores_csv: Path,  # evaluation/scores.csv
+def threshold_tables(rows: list[dict],  # scores.csv's column-maximum rows (`_cmax_rows`)
                      methods: list,  # columns, in order
                      thresholds=(20, 40),  # besides the headline's 35
                     ) -> list[str]:
     "CSI per lead at other thresholds (light rain, heavy cores) for every method, where the model beats each, and on how much echo."
-    rows, out = _cmax_rows(scores_csv), []
+    out = []
     for thr in thresholds:
         sel = {(r["method"], float(r["lead_min"])): float(r["csi"]) for r in rows if float(r["threshold_dbz"]) == thr}
         leads = sorted({l for _, l in sel})
@@ -195,8 +195,9 @@ def evaluation_section(reports: Path) -> list[str]:
              "| lead (min) | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
     lines += [f"| {float(r['lead_min']):.0f} | " + " | ".join(_fmt(float(r[m])) for m in methods) + " |" for r in rows]
     lines += ["", *verdict(rows, metrics)]
-    lines += [s for s in [sample_sentence(_cmax_rows(reports / "evaluation/scores.csv"), 35)] if s]
-    lines += threshold_tables(reports / "evaluation/scores.csv", methods)
+    scores = _cmax_rows(reports / "evaluation/scores.csv")   # read once: the 35 dBZ sample line and the other thresholds
+    if said := sample_sentence(scores, 35): lines.append(said)
+    lines += threshold_tables(scores, methods)
     lines += ["", "| method | mean CSI@35 | FSS@35 | MAE (dBZ) | s per window |", "|---|---|---|---|---|"]
     lines += [f"| {m} | {_fmt(v.get('csi35_mean'))} | {_fmt(v.get('fss35'))} | {_fmt(v.get('mae'), 2)} | "
               f"{_fmt(v.get('s_per_window'), 4)} |" for m, v in metrics.items()]
