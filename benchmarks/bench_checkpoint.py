@@ -1,18 +1,18 @@
 """How long a full-scale checkpoint takes to write: the figure behind the `docker stop -t` grace in the README.
 
-    .venv/bin/python benchmarks/bench_checkpoint.py [--repeats 5] [--device cpu|cuda]
+    .venv/bin/python benchmarks/bench_checkpoint.py [--repeats 5] [--device cpu|cuda] [--smoke] [--out-dir DIR]
 
 For each model of the full-scale params (`params-full.yaml`'s AdvectionNet and, with `model.name`, the users'
-ConvLSTM3D_Enhanced), builds the model as the training stage does (`nowcast.train._phase_model`, sized for the
-250x250x18 cache of 8 + 7 scan windows), gives AdamW its state (one step), puts together the dict `fit` writes
+ConvLSTM3D_Enhanced), builds the model as the training stage does (`nowcast.train.model_from_params`, sized for
+the 18 levels of 8 + 7 scan windows), gives AdamW its state (one step), puts together the dict `fit` writes
 (weights, optimizer, schedule, RNG states, params, progress) and writes it with the training's own writer
 (`nowcast.train.save_checkpoint`: temp file + rename) into a temporary folder: bytes, seconds per write
 (median of the repeats), the same write followed by fsync (on disk, not only in the page cache), the three
 writes at the end of an epoch (best, epoch_NNN, last), and a load (`load_checkpoint`, the resume). Writes
-reports/bench_checkpoint.json and reports/bench_checkpoint.md."""
+reports/bench_checkpoint.json and reports/bench_checkpoint.md (`--out-dir`). `--smoke` does the same with the
+embedded params (params.yaml) and one write per figure."""
 import argparse, json, os, platform, statistics, sys, tempfile, time
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 import yaml
@@ -21,29 +21,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nowcast.inference import load_checkpoint  # noqa: E402
-from nowcast.train import PhaseSchedule, _phase_model, rng_state, save_checkpoint  # noqa: E402
+from nowcast.train import PhaseSchedule, model_from_params, rng_state, save_checkpoint  # noqa: E402
+from _smoke import add_output_args, output_dir  # noqa: E402
 
 MODELS = ["AdvectionNet", "ConvLSTM3D_Enhanced"]
 
 
-def full_params(name: str) -> dict:
-    "params-full.yaml with `model.name` set to `name`."
-    params = yaml.safe_load((ROOT / "params-full.yaml").read_text())
+def model_params(name: str, params_file: str = "params-full.yaml") -> dict:
+    "The params file with `model.name` set to `name`."
+    params = yaml.safe_load((ROOT / params_file).read_text())
     params["model"]["name"] = name
     return params
 
 
-def cache_shape(params: dict) -> SimpleNamespace:
-    "What `_phase_model` reads of the prepared cache: (.., levels, y, x) after pooling, and the window lengths."
-    syn, prep = params["synthetic"], params["prepare"]
-    pool = int(prep["pool"])
-    return SimpleNamespace(shape=(None, int(syn["nz"]), int(syn["ny"]) // pool, int(syn["nx"]) // pool),
-                           n_in=int(prep["n_in"]), n_out=int(prep["n_out"]))
-
-
 def training_checkpoint(params: dict, device: torch.device) -> tuple[dict, int]:
     "The dict `fit` writes for phase 1 of `params`, with AdamW's state filled in; and the model's parameter count."
-    model, config = _phase_model(params, cache_shape(params))
+    prep = params["prepare"]
+    model, config = model_from_params(params, int(params["synthetic"]["nz"]), int(prep["n_in"]), int(prep["n_out"]))
     model = model.to(device)
     tp, pp = params["train"], params["phase1"]
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(pp["lr"]), weight_decay=float(tp["weight_decay"]))
@@ -68,9 +62,9 @@ def _fsynced(path: Path):
     with open(path, "rb+") as f: os.fsync(f.fileno())
 
 
-def measure(name: str, device: torch.device, repeats: int, folder: Path) -> dict:
+def measure(name: str, device: torch.device, repeats: int, folder: Path, params_file: str = "params-full.yaml") -> dict:
     "The figures of one model."
-    ck, n_params = training_checkpoint(full_params(name), device)
+    ck, n_params = training_checkpoint(model_params(name, params_file), device)
     last = folder / f"{name}_last.pt"
     save_checkpoint(ck, last)                              # one write outside the timing (allocations, page cache)
     save = _timed(lambda: save_checkpoint(ck, last), repeats)
@@ -117,7 +111,8 @@ def report(rows: list[dict], meta: dict) -> str:
               "So the README asks for `docker stop -t 300`, five minutes for one step, one validation pass and "
               "three writes that take under a second: room to spare unless a step takes minutes or validation "
               "covers thousands of windows. Then raise `-t`, or cap validation with `train.max_val_windows`. "
-              "Whatever the grace, `train.checkpoint_every_min` bounds what a kill at its end loses.", ""]
+              "Whatever the grace, `train.checkpoint_every_min` bounds what a kill at its end loses.", "",
+              f"Command: `{meta['command']}` (models from {meta['params']}).", ""]
     return "\n".join(lines)
 
 
@@ -126,15 +121,15 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5, help="writes timed per figure (median)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                     help="where the model and optimizer live (cuda: the write includes the copy to the host)")
-    args = ap.parse_args(argv)
+    args = add_output_args(ap).parse_args(argv)
     device = torch.device(args.device)
+    params_file, repeats = ("params.yaml", 1) if args.smoke else ("params-full.yaml", args.repeats)
     with tempfile.TemporaryDirectory(prefix="bench_checkpoint_") as tmp:
-        rows = [measure(name, device, args.repeats, Path(tmp)) for name in MODELS]
+        rows = [measure(name, device, repeats, Path(tmp), params_file) for name in MODELS]
         meta = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU {platform.machine()}",
-                "torch": torch.__version__, "cpus": os.cpu_count(), "tmp": tempfile.gettempdir(), "repeats": args.repeats,
-                "params": "params-full.yaml"}
-    out = ROOT / "reports"
-    out.mkdir(exist_ok=True)
+                "torch": torch.__version__, "cpus": os.cpu_count(), "tmp": tempfile.gettempdir(), "repeats": repeats,
+                "params": params_file, "command": " ".join(["python benchmarks/bench_checkpoint.py", *sys.argv[1:]])}
+    out = output_dir(args)
     (out / "bench_checkpoint.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     md = report(rows, meta)
     (out / "bench_checkpoint.md").write_text(md)

@@ -2,8 +2,9 @@
 
     python benchmarks/bench_data.py                      # full scale: 2 events x 160 scans of 500x500x18
     python benchmarks/bench_data.py --scans 40 --nx 128 --nz 6   # a quick reduced run
+    python benchmarks/bench_data.py --smoke                      # seconds: 2 events x 16 scans of 32x32x2 (make test)
 
-Writes reports/bench_data.json and reports/bench_data.md. Not a test: it prints figures.
+Writes reports/bench_data.json and reports/bench_data.md (`--out-dir`). Not a test: it prints figures.
 """
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ from nowcast.data import RadarWindows, decode_codes, load_cache, make_loader, no
 from nowcast.io import Grid, atomic_write, azimuthal_equidistant, write_grid_netcdf
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from _smoke import add_output_args, output_dir  # noqa: E402
+SMOKE = {"events": 2, "scans": 16, "nx": 32, "nz": 2, "workers": 0, "batch": 2, "old_windows": 1}
 
 
 def write_archive(raw: Path, *, events: int, scans: int, nx: int, nz: int, seed: int = 0) -> int:
@@ -121,8 +125,8 @@ def main(argv=None) -> int:
     ap.add_argument("--generator", choices=["auto", "synthetic", "blobs"], default="auto",
                     help="archive generator: nowcast.synthetic.make_archive (auto), or smooth moving blobs")
     ap.add_argument("--work", type=Path, default=None, help="work folder (kept); default a temporary one")
-    ap.add_argument("--out", type=Path, default=REPO / "reports" / "bench_data")
-    a = ap.parse_args(argv)
+    a = add_output_args(ap).parse_args(argv)
+    if a.smoke: vars(a).update(SMOKE)
     sys.stdout.reconfigure(line_buffering=True)  # progress shows up in logs as it happens
     torch.manual_seed(0)
     work = a.work or Path(tempfile.mkdtemp(prefix="bench_data_"))
@@ -205,8 +209,8 @@ def main(argv=None) -> int:
         if a.work is None:
             shutil.rmtree(work, ignore_errors=True)
 
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(a.out.with_suffix(".json")) as tmp:
+    out = output_dir(a) / "bench_data"
+    with atomic_write(out.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(res, indent=2))
     p, l, o, s = res["prepare"], res["loader"], res["old_way"], res["scale"]
     md = [f"# Data benchmark ({s['events']} events x {s['scans_per_event']} scans, {s['nx']}x{s['nx']}x{s['nz']} raw, "
@@ -222,7 +226,7 @@ def main(argv=None) -> int:
           f"| peak RSS of loader + workers over the whole archive | {l['peak_rss_mb']} MB (private {l['peak_private_mb']} MB; cache {l['cache_mb']} MB) |",
           f"| max abs difference old vs new (normalised units) | {o['max_abs_diff_normalised']} |", "",
           "Command: `python benchmarks/bench_data.py " + " ".join(sys.argv[1:] if argv is None else argv) + "`"]
-    with atomic_write(a.out.with_suffix(".md")) as tmp:
+    with atomic_write(out.with_suffix(".md")) as tmp:
         tmp.write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return 0

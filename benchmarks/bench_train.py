@@ -2,14 +2,18 @@
 
     python benchmarks/bench_train.py            # CPU part (and the CUDA part when a GPU is present)
     python benchmarks/bench_train.py --quick    # fewer steps
+    python benchmarks/bench_train.py --smoke    # seconds: one step per model at the demo scale, a 2-batch loop (make test)
 
 Each configuration runs in its own subprocess so that its peak RSS (ru_maxrss) is its own. A step is the
 real training step of `nowcast.train` (forward under autocast, `nowcast_loss`, backward, clip, AdamW) on
-random windows of the configured shape. Writes reports/bench_train.json and reports/bench_train.md."""
+random windows of the configured shape; the model is built as the training stage builds it
+(`nowcast.train.model_from_params`). Writes reports/bench_train.json and reports/bench_train.md (`--out-dir`)."""
 import argparse, inspect, json, os, platform, resource, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _smoke import add_output_args, output_dir  # noqa: E402
 
 
 def _load_yaml(path):
@@ -42,15 +46,14 @@ def _fit_grid(name, kwargs, hw):
 def _one(cfg):
     "Run one configuration in this process; returns its figures."
     import torch
-    from nowcast.models import get_model
     from nowcast.losses import nowcast_loss
-    from nowcast.train import _forward_loss, _backward, amp_policy, apply_channels_last
+    from nowcast.train import amp_policy, apply_channels_last, backward, forward_loss, model_from_params
     torch.manual_seed(0)
     dev = torch.device(cfg["device"])
     if dev.type == "cpu":
         torch.set_num_threads(cfg.get("threads", os.cpu_count()))
     b, n_in, n_out, z, h, w = cfg["batch"], cfg["n_in"], cfg["n_out"], cfg["z"], cfg["h"], cfg["w"]
-    model = get_model(cfg["model"], n_levels=z, n_in=n_in, n_out=n_out, **cfg["kwargs"]).to(dev)
+    model = model_from_params({"model": {"name": cfg["model"], **cfg["kwargs"]}}, z, n_in, n_out)[0].to(dev)
     if cfg.get("channels_last"):
         model = apply_channels_last(model)
     dtype, use_scaler = amp_policy(dev.type, cfg["amp"], dev.type == "cuda" and torch.cuda.is_bf16_supported())
@@ -64,8 +67,8 @@ def _one(cfg):
              torch.ones(b, n_out, z, h, w, dtype=torch.bool))
 
     def step():
-        loss, _ = _forward_loss(model, batch, loss_fn, autocast_dtype=dtype, device=dev, channels_last=cfg.get("channels_last", False))
-        _backward(loss, 1.0, scaler if use_scaler else None)
+        loss, _ = forward_loss(model, batch, loss_fn, autocast_dtype=dtype, device=dev, channels_last=cfg.get("channels_last", False))
+        backward(loss, 1.0, scaler if use_scaler else None)
         if use_scaler:
             scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -120,7 +123,7 @@ def _largest_batch(base, timeout, hi=256):
     return best
 
 
-def _pipeline_rows(params, workers=(0, 2), batches=30):
+def _pipeline_rows(params, workers=(0, 2), batches=30, events=2, batch_size=None):
     """The real training loop (`nowcast.train.train_phase`: the cache's uint8 codes through the loader, decoded on the
     device) on an embedded-scale cache: samples/s and the share of step time spent waiting for data."""
     import copy, tempfile
@@ -131,7 +134,7 @@ def _pipeline_rows(params, workers=(0, 2), batches=30):
     with tempfile.TemporaryDirectory() as d:
         p = copy.deepcopy(params)
         syn = {k: v for k, v in p["synthetic"].items() if k != "out_dir"}
-        syn["events"] = {"advection": 2, "multicell": 2, "supercell": 2}
+        syn["events"] = {"advection": events, "multicell": events, "supercell": events}
         make_archive(Path(d) / "data", **syn)
         p["data"]["raw_dir"], p["prepare"]["cache_dir"] = str(Path(d) / "data"), str(Path(d) / "cache")
         prepare_from_params(p)
@@ -140,6 +143,7 @@ def _pipeline_rows(params, workers=(0, 2), batches=30):
             q["train"].update(num_workers=w, max_batches_per_epoch=batches, max_val_windows=8, log_every_s=1e9,
                               ckpt_dir=str(Path(d) / f"ck{w}"), log_dir=str(Path(d) / f"lg{w}"))
             q["phase1"]["epochs"] = 1
+            if batch_size: q["train"].update(batch_size=batch_size, max_val_windows=batch_size)
             s = train_phase(q, "phase1", root=d)
             rows.append({"scale": "embedded, real loader", "device": s["device"], "model": q["model"]["name"],
                          "batch": q["train"]["batch_size"], "n_in": q["prepare"]["n_in"], "n_out": q["prepare"]["n_out"],
@@ -158,7 +162,7 @@ def main(argv=None):
     ap.add_argument("--timeout", type=int, default=600, help="seconds per configuration")
     ap.add_argument("--no-cpu", action="store_true", help="skip the CPU part")
     ap.add_argument("--search", action="store_true", help="CUDA: binary search of the largest batch")
-    args = ap.parse_args(argv)
+    args = add_output_args(ap).parse_args(argv)
     if args.one:
         print(json.dumps(_one(json.loads(args.one))))
         return 0
@@ -170,10 +174,11 @@ def main(argv=None):
     demo_shape = dict(n_in=pp["n_in"], n_out=pp["n_out"], z=syn["nz"], h=syn["ny"] // pp["pool"], w=syn["nx"] // pp["pool"])
     full_shape = dict(n_in=8, n_out=7, z=18, h=250, w=250)
     full_model = (full or {}).get("model", {})
-    steps = 2 if args.quick else 5
+    steps = 1 if args.smoke else 2 if args.quick else 5
     rows, notes = [], []
     if not args.no_cpu:
-        rows += _pipeline_rows(params, batches=10 if args.quick else 30)
+        rows += (_pipeline_rows(params, workers=(0,), batches=2, events=1, batch_size=1) if args.smoke else
+                 _pipeline_rows(params, batches=10 if args.quick else 30))
     for name in ("AdvectionNet", "ConvLSTM", "ConvLSTM3D_Enhanced"):
         demo_kw = _model_kwargs(name, params["model"])
         full_kw = _model_kwargs(name, full_model)   # {} without params-full.yaml: the model defaults
@@ -184,12 +189,15 @@ def main(argv=None):
         full_kw = fitted
         if not args.no_cpu:
             rows.append(run({"scale": "demo", "device": "cpu", "model": name, "kwargs": demo_kw, "amp": "off",
-                             "batch": params["train"]["batch_size"], "steps": steps, **demo_shape}, args.timeout))
+                             "batch": 1 if args.smoke else params["train"]["batch_size"], "steps": steps,
+                             "warmup": not args.smoke, **demo_shape},
+                            args.timeout))
             print(json.dumps(rows[-1]), flush=True)
+        if not args.no_cpu and not args.smoke:   # a full-scale step on the CPU takes seconds to minutes
             rows.append(run({"scale": "full", "device": "cpu", "model": name, "kwargs": full_kw, "amp": "off",
                              "batch": args.full_cpu_batch, "steps": 1, "warmup": False, **full_shape}, args.timeout))
             print(json.dumps(rows[-1]), flush=True)
-        if torch.cuda.is_available():
+        if torch.cuda.is_available() and not args.smoke:
             for b in (16, 32):
                 rows.append(run({"scale": "full", "device": "cuda", "model": name, "kwargs": full_kw, "amp": "bf16",
                                  "channels_last": True, "batch": b, "steps": steps, **full_shape}, args.timeout))
@@ -204,8 +212,7 @@ def main(argv=None):
               "note": f"full scale on the CPU: batch {args.full_cpu_batch}, a single timed step without warm-up (batch 16 would take "
                       f"far over 2 minutes a step and, for the 3-D model, well over 16 GB); the CPU is shared, so figures vary with its load",
               "notes": notes, "load_average": os.getloadavg(), "rows": rows}
-    out = ROOT / "reports"
-    out.mkdir(exist_ok=True)
+    out = output_dir(args)
     (out / "bench_train.json").write_text(json.dumps(report, indent=2))
     lines = [f"# Training benchmark\n", f"Device: **{device}** ({os.cpu_count()} CPU cores visible), torch {torch.__version__}.",
              f"Full-scale model config: {report['model_config_source']}. {report['note']}.",

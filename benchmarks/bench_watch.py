@@ -1,7 +1,7 @@
 """Real-time latency of `nowcast watch`: an archive replayed as a live feed at an accelerated cadence.
 
     .venv/bin/python benchmarks/bench_watch.py [--scale embedded|full|both] [--scans N] [--interval S]
-                                               [--device cpu|cuda] [--trigger events|ldata|poll]
+                                               [--device cpu|cuda] [--trigger events|ldata|poll] [--smoke] [--out-dir DIR]
 
 A writer publishes scans into a temporary folder as LROSE's writers do (a temporary name, then a rename into
 `yyyymmdd/hhmmss.nc`; with `--trigger ldata` it also rewrites the folder's `_latest_data_info`, and the service
@@ -18,9 +18,10 @@ after the first forecast and at the end, to show that it stays flat over a long 
 Scales: `embedded` (params.yaml: the 64x64x8 synthetic grid and its model; default 288 scans, a replayed day, at
 1 scan/s) and `full` (params-full.yaml: 500x500x18 scans pooled to 250x250x18, its model; default 30 scans, one
 every 5 s). `--scans` and `--interval` shorten or slow a replay. Writes `reports/bench_watch.json` and `.md` (a run
-of one scale keeps the other scale's last figures).
+of one scale keeps the other scale's last figures; `--out-dir` for another folder). `--smoke` replays 3 scans at the
+embedded scale (seconds).
 """
-import argparse, json, os, platform, shutil, signal, subprocess, sys, tempfile, threading, time, types
+import argparse, json, os, platform, shutil, signal, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 
 import netCDF4
@@ -33,8 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nowcast.io import TIME_UNITS, Grid, azimuthal_equidistant, write_grid_netcdf  # noqa: E402
-from nowcast.train import _phase_model, save_checkpoint  # noqa: E402
+from nowcast.train import model_from_params, save_checkpoint  # noqa: E402
 from nowcast.watch import write_latest_data_info  # noqa: E402
+from _smoke import add_output_args, output_dir  # noqa: E402
 
 CADENCE_S, T0 = 300, np.datetime64("2024-06-01T00:00:00", "s")
 SCALES = {  # params file, grid (nz, ny, nx, dx km), default scans and interval
@@ -53,7 +55,7 @@ def scale_setup(scale: str, folder: Path) -> tuple[dict, tuple, Path]:
         shape = (int(s["nz"]), int(s["ny"]), int(s["nx"]), float(s["dx_km"]))
     pr = params["prepare"]
     torch.manual_seed(0)
-    model, cfg = _phase_model(params, types.SimpleNamespace(shape=(0, shape[0]), n_in=int(pr["n_in"]), n_out=int(pr["n_out"])))
+    model, cfg = model_from_params(params, shape[0], int(pr["n_in"]), int(pr["n_out"]))
     ckpt = save_checkpoint({"model": model.state_dict(), "model_config": cfg, "params": params, "phase": "phase3",
                             "epoch": 0, "step": 0, "best_val": float("nan")}, folder / "phase3_best.pt")
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
@@ -218,7 +220,8 @@ def markdown(report: dict) -> str:
         lines.append(f"- {r['scale']}: {r['scans']} scans replayed one every {r['interval_s']:g} s "
                      f"({r['wall_s']} s), trigger {r['trigger']}, {r['forecasts']} forecasts, "
                      f"{r['not_forecast']} passed over for a newer one, "
-                     f"service exit code {r['exit_code']} after SIGTERM; model {r['model']}.")
+                     f"service exit code {r['exit_code']} after SIGTERM; model {r['model']}"
+                     + (f"; `{r['command']}`." if r.get("command") else "."))
     return "\n".join(lines) + "\n"
 
 
@@ -231,20 +234,23 @@ def main() -> int:
     ap.add_argument("--trigger", choices=("events", "ldata", "poll"), default="events",
                     help="how the service learns of scans: rename events (inotify); polling and the radar's "
                          "_latest_data_info; polling alone (--events poll: complete once unchanged for 1 s)")
-    args = ap.parse_args()
-    report_path = ROOT / "reports" / "bench_watch.json"
+    args = add_output_args(ap).parse_args()
+    if args.smoke: args.scale, args.scans, args.interval = "embedded", 3, 1.0
+    out = output_dir(args)
+    report_path = out / "bench_watch.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {"runs": {}}
     for scale in (("embedded", "full") if args.scale == "both" else (args.scale,)):
         _, _, n, interval = SCALES[scale]
         run = replay(scale, args.scans or n, args.interval or interval, args.device, args.trigger)
+        run["command"] = " ".join(["python benchmarks/bench_watch.py", "--scale", scale, "--scans", str(run["scans"]),
+                                   "--interval", f"{run['interval_s']:g}", "--device", args.device, "--trigger", args.trigger])
         report["runs"][f"{scale} {args.device} every {run['interval_s']:g} s, {args.trigger}"] = run
         print(json.dumps({k: run[k] for k in ("scale", "device", "scans", "forecasts", "latency_s", "rss_mb")}, indent=1))
     report["machine"] = {"cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                          "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                          "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-    report_path.parent.mkdir(exist_ok=True)
     report_path.write_text(json.dumps(report, indent=1))
-    (ROOT / "reports" / "bench_watch.md").write_text(markdown(report))
+    (out / "bench_watch.md").write_text(markdown(report))
     print(markdown(report))
     return 0
 

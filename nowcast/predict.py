@@ -24,9 +24,9 @@ from .data import dequantize, find_scans, normalize, pool_scan, quantize
 from .inference import Forecaster, autocast_dtype, precision_name, resolve_device
 
 # %% auto #0
-__all__ = ['latest_scan_paths', 'check_window', 'read_latest_scans', 'pool_inputs', 'run_model', 'upsample_dbz', 'Forecast',
-           'cadence_s', 'forecast_from_scans', 'forecast_scans', 'forecast_path', 'sha256_of', 'write_forecast',
-           'load_forecaster', 'predict', 'predict_test_events', 'cli_main']
+__all__ = ['latest_scan_paths', 'check_window', 'read_latest_scans', 'demo_scans', 'pool_inputs', 'run_model', 'upsample_dbz',
+           'Forecast', 'cadence_s', 'forecast_from_scans', 'forecast_scans', 'forecast_path', 'sha256_of',
+           'write_forecast', 'load_forecaster', 'predict', 'predict_test_events', 'cli_main']
 
 # %% ../nbs/10_predict.ipynb #26c90591
 def latest_scan_paths(inputs, # a folder of scans, one file, or a list of files/folders
@@ -85,9 +85,13 @@ def read_latest_scans(paths: list[Path], # scan files, oldest first
     return check_window(scans, max_gap_s)
 
 # %% ../nbs/10_predict.ipynb #c0424d44
-def _demo_scans(folder, n=4, ny=8, nx=8, nz=2, cadence_s=300, start="2024-06-01T12:00:00", field="DBZ",
-                sensor=(39.87, -104.76, 1.6), bounds=True):
-    "Write `n` small scans of a moving 45 dBZ blob on a 1 km grid (radar position and a volume of 0.9 x cadence ending at the scan time)."
+def demo_scans(folder, # where the scans go (<folder>/yyyymmdd/hhmmss.nc, as a radar writes them)
+               n=4, ny=8, nx=8, nz=2, # scans, and the grid's size
+               cadence_s=300, start="2024-06-01T12:00:00", field="DBZ",
+               sensor=(39.87, -104.76, 1.6), # the radar's lat, lon, altitude (None: not written)
+               bounds=True, # write the volume's time bounds
+              ) -> list:
+    "Write `n` small scans of a moving 45 dBZ blob on a 1 km grid (radar position and a volume of 0.9 x cadence ending at the scan time): the examples', tests' and benchmarks' feed."
     folder = Path(folder)
     grid = Grid(np.arange(nx) * 1.0, np.arange(ny) * 1.0, np.arange(1, nz + 1) * 1.0, azimuthal_equidistant(39.87, -104.76))
     yy, xx = np.mgrid[:ny, :nx]

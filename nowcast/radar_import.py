@@ -26,16 +26,17 @@ import netCDF4
 import numpy as np
 import yaml
 
-from .data import Skips
+from .data import Skips, pool_scan
 from .grids import GridError, grid_from_pysteps, rows_south_first
 from .io import DBZ_RANGE, ScanError, atomic_write, read_many, write_grid_netcdf
 
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['SOURCES', 'IMPORT_DEFAULTS', 'pysteps_io', 'pysteps_data_sources', 'RadarSource', 'source_spec', 'scan_time_of',
-           'find_source_files', 'Conversion', 'rain_to_dbz', 'target_path', 'import_scan', 'is_imported',
-           'import_source', 'import_radar', 'import_from_params', 'format_summary', 'cli_main']
+__all__ = ['SOURCES', 'IMPORTERS', 'IMPORT_DEFAULTS', 'pysteps_io', 'pysteps_data_sources', 'RadarSource', 'source_spec',
+           'scan_time_of', 'find_source_files', 'import_hdf5_grid', 'get_importer', 'Conversion', 'averaging_factor',
+           'rain_to_dbz', 'target_path', 'import_scan', 'is_imported', 'import_source', 'import_radar',
+           'import_from_params', 'format_summary', 'cli_main']
 
 # %% ../nbs/01b_radar_import.ipynb #bffe582d
 def pysteps_io():
@@ -85,6 +86,19 @@ SOURCES = {  # pysteps' data_sources entries of the five sample sources, with ag
                         "NOAA National Severe Storms Laboratory", "NOAA MRMS PrecipRate (CONUS), rain rate"),
     "opera": RadarSource("opera_hdf5", "radar/OPERA", "%Y%m%d", "T_PAAH21_C_EUOC_%Y%m%d%H%M%S", "hdf", 15, {},
                          "EUMETNET OPERA (Odyssey data centre)", "OPERA European radar composite, rain rate"),
+    "knmi_dbz": RadarSource("knmi_hdf5", "radar/KNMI/PCP_NA", "%Y/%m", "RAD_NL25_PCP_NA_%Y%m%d%H%M", "h5", 5,
+                            {"qty": "DBZH", "pixelsize": 1000.0}, "KNMI (Royal Netherlands Meteorological Institute)",
+                            "KNMI radar composite of the Netherlands (RAD_NL25_PCP_NA, reflectivity)",
+                            "KNMI open data (CC BY 4.0): cite KNMI"),
+    "bom_brisbane": RadarSource("bom_rf3", "radar/bom", "prcp-c10/66/%Y/%m/%d", "66_%Y%m%d_%H%M%S.prcp-c10", "nc", 10,
+                                {}, "Commonwealth of Australia, Bureau of Meteorology",
+                                "BoM Rainfields3, radar 66 (Brisbane, Mt Stapylton), 10-min rain depth"),
+    "dpc": RadarSource("hdf5_grid", "radar/dpc/VMI", "%Y/%m/%d", "VMI_%Y%m%d%H%M%S", "h5", 5,
+                       {"dataset": "radar_data", "projection": "+proj=longlat +datum=WGS84 +no_defs", "x1": 4.523392,
+                        "y1": 35.065086, "x2": 20.476608, "y2": 47.848989, "missing": [-9999.0], "threshold": 10.0},
+                       "Dipartimento della Protezione Civile (DPC), Italy",
+                       "DPC national radar mosaic of Italy, VMI (vertical maximum of reflectivity)",
+                       "DPC open data (CC BY-SA 4.0): cite the Dipartimento della Protezione Civile"),
 }
 
 # %% ../nbs/01b_radar_import.ipynb #e9eaa664
@@ -165,18 +179,74 @@ def find_source_files(
                 found.append((t, p))
     return sorted(found)
 
+# %% ../nbs/01b_radar_import.ipynb #1bfafb85
+def import_hdf5_grid(
+    filename,  # an HDF5 file holding the field as one 2-D dataset
+    dataset: str,  # the dataset's name
+    projection: str,  # PROJ string of the grid (the file does not say)
+    x1: float, y1: float, x2: float, y2: float,  # the grid's outer edges (pysteps metadata), in `cartesian_unit`
+    cartesian_unit: str = "degrees",  # m, km or degrees
+    yorigin: str = "upper",  # "upper": the first row is the northernmost
+    unit: str = "dBZ",  # what the values are (pysteps' units: dBZ, mm/h, mm)
+    missing: tuple = (-9999.0,),  # values that mean not observed (NaN is, too)
+    threshold: float = 0.0,  # the weakest value the source reports: anything below is observed, no echo
+    accutime: float = 5.0,  # minutes a value stands for
+) -> tuple:
+    "pysteps' (field, quality, metadata) of a plain HDF5 array on the grid the source definition gives; NaN where missing."
+    import h5py
+    with h5py.File(filename, "r") as f:
+        field = np.asarray(f[dataset][...], np.float64)
+    ny, nx = field.shape
+    zero = float(threshold) - 5.0  # pysteps' zero value: 5 under the threshold
+    field = np.where(np.isin(field, missing) | np.isnan(field), np.nan, np.where(field < threshold, zero, field))
+    return field, None, {"projection": projection, "x1": x1, "y1": y1, "x2": x2, "y2": y2, "xpixelsize": (x2 - x1) / nx,
+                         "ypixelsize": (y2 - y1) / ny, "cartesian_unit": cartesian_unit, "yorigin": yorigin, "unit": unit,
+                         "transform": "dB" if unit == "dBZ" else None, "accutime": float(accutime),
+                         "threshold": float(threshold), "zerovalue": zero}
+
+
+IMPORTERS = {"hdf5_grid": import_hdf5_grid}  # importers of our own, for formats pysteps has none for
+
+
+def get_importer(
+    name: str,  # one of `IMPORTERS` or a pysteps importer name (`pysteps.io.get_method(name, "importer")`)
+):
+    "The importer called `name`: ours, else pysteps'; an unknown name is a `ValueError`."
+    if name in IMPORTERS:
+        return IMPORTERS[name]
+    io_, _ = pysteps_io()
+    try:
+        return io_.get_method(name, "importer")
+    except ValueError as err:
+        raise ValueError(f"no importer {name!r}: not one of ours ({', '.join(IMPORTERS)}) nor pysteps' ({err})") from None
+
 # %% ../nbs/01b_radar_import.ipynb #2137f8d7
 @dataclass(frozen=True)
 class Conversion:
-    "How rain becomes the dBZ written: the Z-R relation and the no-rain value (written into every file, checked on a rerun)."
+    "How a source's field becomes the scan written: Z-R relation, no-rain value, pixel (written into every file, checked on a rerun)."
 
     zr_a: float = 200.0  # Z = a R^b: a (Marshall-Palmer)
     zr_b: float = 1.6  # b
     no_rain_dbz: float = -20.0  # the dBZ written where the rain is below the importer's threshold
+    pixel_km: float | None = None  # the model's pixel (prepare.pixel_km): finer pixels that divide it are averaged to it
+    pool_space: str = "dbz"  # that average: of dBZ, or of Z ("linear_z"), as prepare.pool_space
 
     def attrs(self) -> dict:
-        "The file attributes that record it."
-        return {"zr_a": float(self.zr_a), "zr_b": float(self.zr_b), "no_rain_dbz": float(self.no_rain_dbz)}
+        "The file attributes that record it (pixel_km 0: every source at its own pixel)."
+        return {"zr_a": float(self.zr_a), "zr_b": float(self.zr_b), "no_rain_dbz": float(self.no_rain_dbz),
+                "pixel_km": float(self.pixel_km or 0.0), "pool_space": str(self.pool_space)}
+
+
+def averaging_factor(
+    grid,  # a source's grid (`nowcast.grids.Grid`)
+    pixel_km: float | None,  # the pixel wanted
+) -> int:
+    "How many of the grid's pixels, along x and along y, make one of `pixel_km`; 1 when that is not an integer of 2 or more."
+    if not pixel_km:
+        return 1
+    k = [float(pixel_km) / d for d in (grid.dx_km, grid.dy_km)]
+    n = round(k[0])
+    return n if n >= 2 and all(abs(f - n) <= 1e-3 * n for f in k) else 1
 
 # %% ../nbs/01b_radar_import.ipynb #94612700
 def rain_to_dbz(
@@ -198,8 +268,9 @@ def rain_to_dbz(
     unit = metadata.get("unit")
     if unit in ("mm", "mm/h") and (rain[~missing] < 0).any():
         raise ScanError(path, f"negative rain ({np.nanmin(rain):g} {unit}): impossible", "out_of_range")
-    try:
-        dbz, md = conversion.to_reflectivity(rain, dict(metadata), zr_a=float(zr_a), zr_b=float(zr_b))
+    try:  # reflectivity already (dBZ) is kept as it is
+        dbz, md = (rain, metadata) if unit == "dBZ" else conversion.to_reflectivity(rain, dict(metadata), zr_a=float(zr_a),
+                                                                                    zr_b=float(zr_b))
     except (KeyError, ValueError, TypeError) as err:
         raise ScanError(path, f"pysteps cannot turn its {unit!r} values into dBZ ({err})", "bad_field") from None
     no_rain = ~missing & (dbz < md["threshold"])  # exactly the pixels pysteps set to its zero value
@@ -210,7 +281,8 @@ def rain_to_dbz(
         raise ScanError(path, f"rain of {rain_dbz.min():.1f} to {rain_dbz.max():.1f} dBZ after conversion, outside the "
                               f"{lo:g} to {hi:g} dBZ a radar reports", "out_of_range")
     thr_mmh = float(metadata["threshold"]) * (60.0 / float(metadata["accutime"]) if unit == "mm" else 1.0)
-    info = {"conversion": "pysteps.utils.conversion.to_reflectivity" + (" (depth / accutime -> rate)" if unit == "mm" else ""),
+    info = {"conversion": "none (the source gives dBZ)" if unit == "dBZ" else
+                          "pysteps.utils.conversion.to_reflectivity" + (" (depth / accutime -> rate)" if unit == "mm" else ""),
             "zr_a": float(zr_a), "zr_b": float(zr_b), "no_rain_dbz": float(no_rain_dbz),
             "rain_threshold_dbz": float(md["threshold"]), "source_unit": str(unit)}
     if unit in ("mm", "mm/h"):
@@ -230,19 +302,15 @@ def target_path(
 
 def _read_source_file(path: Path, source: RadarSource):
     "pysteps' (field, metadata) for one file; anything pysteps cannot read becomes a `ScanError` 'unreadable'."
-    io_, _ = pysteps_io()
-    try:
-        importer = io_.get_method(source.importer, "importer")
-    except ValueError as err:
-        raise ValueError(f"pysteps has no importer {source.importer!r} ({err})") from None
+    importer = get_importer(source.importer)
     try:
         with contextlib.redirect_stdout(_stdio.StringIO()):
             precip, _, metadata = importer(str(path), **source.importer_kwargs)
     except Exception as err:  # h5py, netCDF4, pygrib: each fails its own way on a damaged file
-        raise ScanError(path, f"pysteps' {source.importer} importer cannot read it ({type(err).__name__}: {err})",
+        raise ScanError(path, f"the {source.importer} importer cannot read it ({type(err).__name__}: {err})",
                         "unreadable") from None
     if precip is None or np.ndim(precip) != 2:
-        raise ScanError(path, f"pysteps' {source.importer} importer found no 2-D field in it", "bad_field")
+        raise ScanError(path, f"the {source.importer} importer found no 2-D field in it", "bad_field")
     return precip, metadata
 
 
@@ -256,19 +324,21 @@ def _file_attrs(path: Path, name: str, source: RadarSource, info: dict, metadata
     "The global attributes of an imported scan: who, what, and how the rain became dBZ."
     unit = info["source_unit"]
     quantity = (f"rain depth (mm per {float(metadata['accutime']):g} min)" if unit == "mm" else
-                "rain rate (mm/h)" if unit == "mm/h" else f"{unit}")
+                "rain rate (mm/h)" if unit == "mm/h" else "reflectivity (dBZ)" if unit == "dBZ" else f"{unit}")
+    how, below = (("as the source gives it (no Z-R conversion)", "reflectivity") if unit == "dBZ" else
+                  (f"from {quantity} with {info['conversion']}, Z = {info['zr_a']:g} R^{info['zr_b']:g}", "rain"))
     thr = (f"{info['rain_threshold_mm_per_h']:.3g} mm/h = " if "rain_threshold_mm_per_h" in info else "") + \
           f"{info['rain_threshold_dbz']:.1f} dBZ"
     attrs = {
         "title": f"{source.network}: reflectivity composite",
         "institution": source.institution or name,
         "source": source.network or name,
-        "history": f"nowcast import: {path.name} read with pysteps.io {source.importer} {source.importer_kwargs}, "
+        "history": f"nowcast import: {path.name} read with the {source.importer} importer {source.importer_kwargs}, "
                    f"converted to dBZ ({_versions()})",
         "comment": f"A composite: the one level at z = 0 km stands for the whole column (no height information). "
-                   f"Reflectivity from {quantity} with {info['conversion']}, Z = {info['zr_a']:g} R^{info['zr_b']:g}; "
-                   f"rain below the source's threshold ({thr}) is no rain, written as {info['no_rain_dbz']:g} dBZ; "
-                   "pixels outside the radar coverage are missing (_FillValue).",
+                   f"Reflectivity {how}; "
+                   f"{below} below the source's threshold ({thr}) is no rain, written as {info['no_rain_dbz']:g} dBZ; "
+                   "pixels outside the radar coverage are missing (_FillValue)." + info.get("averaged", ""),
         "source_file": path.name, "source_quantity": quantity, "radar_source": name,
         **{k: v for k, v in info.items() if k != "source_unit"},
     }
@@ -290,23 +360,32 @@ def import_scan(
     "Read one composite with pysteps, convert it to dBZ and write it as one CF scan in LROSE's layout; returns the file."
     path = Path(path)
     precip, metadata = _read_source_file(path, source)
-    dbz, missing, info = rain_to_dbz(path, precip, metadata, **conversion.attrs())
+    dbz, missing, info = rain_to_dbz(path, precip, metadata, zr_a=conversion.zr_a, zr_b=conversion.zr_b,
+                                     no_rain_dbz=conversion.no_rain_dbz)
     try:
         grid = grid_from_pysteps(metadata, dbz.shape, z_km=(0.0,))
     except (GridError, KeyError, TypeError, ValueError) as err:
         raise ScanError(path, f"its grid cannot be placed: {err}", getattr(err, "kind", "bad_coordinates")) from None
+    dbz, missing = rows_south_first(dbz, metadata), rows_south_first(missing, metadata)
+    k = averaging_factor(grid, conversion.pixel_km)
+    if k > 1:
+        dbz, missing = pool_scan(dbz, missing, k, conversion.pool_space, path)
+        info["averaged"] = (f" Averaged from {grid.dx_km:g} km pixels to the model's {grid.dx_km * k:g} km ({k} x {k} blocks, "
+                            f"{'mean of Z' if conversion.pool_space == 'linear_z' else 'mean of dBZ'}, missing pixels left out).")
+        grid = grid.pooled(k)
     t = np.datetime64(t, "s")
     bounds = (t - np.timedelta64(int(round(float(metadata["accutime"]) * 60)), "s"), t) if info["source_unit"] == "mm" else None
     target = target_path(out_dir, name, t)
-    write_grid_netcdf(target, rows_south_first(dbz, metadata)[None], rows_south_first(missing, metadata)[None], t, grid,
-                      field, time_bounds=bounds, global_attrs=_file_attrs(path, name, source, info, metadata))
+    write_grid_netcdf(target, dbz[None], missing[None], t, grid, field, time_bounds=bounds,
+                      global_attrs={**_file_attrs(path, name, source, info, metadata), **conversion.attrs()})
     return target
 
 # %% ../nbs/01b_radar_import.ipynb #764609c9
 def _settings_match(ds, field: str, settings: dict) -> bool:
     "True when the open scan has its field, complete, and was converted with `settings`."
     for k, v in settings.items():
-        if k not in ds.ncattrs() or not np.isclose(float(ds.getncattr(k)), float(v)):
+        got = ds.getncattr(k) if k in ds.ncattrs() else None
+        if got is None or not (got == v if isinstance(v, str) else np.isclose(float(got), float(v))):
             return False
     ds[field][...]  # reads (and decompresses) the whole field: a damaged file fails here
     return True
@@ -369,8 +448,8 @@ def import_source(
     timeout_s: float = 120.0,  # the longest one file's import may take
 ) -> dict:
     "Import every file of one source; a report: files found, imported, already there, refused by kind, times, grid."
-    io_, _ = pysteps_io()  # imported once here, before the reader processes fork
-    io_.get_method(source.importer, "importer")  # an unknown importer is a configuration error, not 230 bad files
+    pysteps_io()  # imported once here, before the reader processes fork
+    get_importer(source.importer)  # an unknown importer is a configuration error, not 230 bad files
     start = _time.monotonic()
     files = find_source_files(source_dir, source)
     work = partial(_import_one, name=name, source=source, out_dir=Path(out_dir), field=field, conversion=conversion)
@@ -395,14 +474,14 @@ def import_source(
 
 # %% ../nbs/01b_radar_import.ipynb #259fc858
 IMPORT_DEFAULTS = {"source_dir": "../shared/real-radar", "out_dir": "nowcast-data/real-radar",
-                   "sources": list(SOURCES), "zr_a": 200.0, "zr_b": 1.6, "no_rain_dbz": -20.0, "workers": 2,
+                   "sources": ["knmi", "rmi", "bom", "mrms", "opera"], "zr_a": 200.0, "zr_b": 1.6, "no_rain_dbz": -20.0, "workers": 2,
                    "read_timeout_s": 120.0, "define": {}}
 
 
 def import_radar(
     source_dir,  # the folder holding the sources (pysteps-data's layout)
     out_dir,  # the archive folder
-    sources=tuple(SOURCES),  # names of the sources to import
+    sources=("knmi", "rmi", "bom", "mrms", "opera"),  # names of the sources to import
     *,
     define: dict | None = None,  # more sources, {name: pysteps-style entry}
     field: str = "DBZ",  # name of the reflectivity variable written
@@ -423,15 +502,18 @@ def import_from_params(
     params: dict,  # the params file's contents
     **override,  # keys of the `radar_import:` section given on the command line (None: not given)
 ) -> dict:
-    "`import_radar` with the `radar_import:` section (defaults: `IMPORT_DEFAULTS`) and `data.field`."
+    "`import_radar` with the `radar_import:` section (defaults: `IMPORT_DEFAULTS`), `data.field` and the model's pixel (`prepare`)."
     section = params.get("radar_import") or {}
     unknown = set(section) - set(IMPORT_DEFAULTS)
     if unknown:
         raise ValueError(f"radar_import: unknown keys {sorted(unknown)} (known: {', '.join(IMPORT_DEFAULTS)})")
     p = {**IMPORT_DEFAULTS, **section, **{k: v for k, v in override.items() if v is not None}}
     field = (params.get("data") or {}).get("field", "DBZ")
+    prep = params.get("prepare") or {}
+    conversion = Conversion(float(p["zr_a"]), float(p["zr_b"]), float(p["no_rain_dbz"]), prep.get("pixel_km"),
+                            prep.get("pool_space", "dbz"))
     return import_radar(p["source_dir"], p["out_dir"], list(p["sources"]), define=p["define"], field=field,
-                        conversion=Conversion(float(p["zr_a"]), float(p["zr_b"]), float(p["no_rain_dbz"])),
+                        conversion=conversion,
                         workers=int(p["workers"]), read_timeout_s=float(p["read_timeout_s"]))
 
 # %% ../nbs/01b_radar_import.ipynb #c959b261
@@ -465,7 +547,7 @@ def cli_main(argv: list[str] | None = None  # arguments after `nowcast import`
     ap.add_argument("--params", default=None, help="params file (reads radar_import: and data.field); default: built-in defaults")
     ap.add_argument("--source-dir", default=None, help=f"folder of the sources, pysteps-data's layout (default {IMPORT_DEFAULTS['source_dir']})")
     ap.add_argument("--out", default=None, help=f"the archive folder (default {IMPORT_DEFAULTS['out_dir']})")
-    ap.add_argument("--sources", nargs="+", default=None, help=f"source names (default: {' '.join(SOURCES)})")
+    ap.add_argument("--sources", nargs="+", default=None, help=f"source names (default: {' '.join(IMPORT_DEFAULTS['sources'])}; also {', '.join(SOURCES)})")
     ap.add_argument("--workers", type=int, default=None, help="reader processes (default 2)")
     ap.add_argument("--report", default="reports/radar_import.json", help="where the JSON report goes")
     a = ap.parse_args(argv)

@@ -9,6 +9,7 @@ Docs: https://github.com/nowcast-dev/nowcast/report.html.md"""
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import math
@@ -20,8 +21,9 @@ from .cells import move_or_grow_words
 from .io import atomic_write
 
 # %% auto #0
-__all__ = ['PHASES', 'data_section', 'radar_lines', 'training_section', 'kept_checkpoint', 'beats', 'verdict', 'sample_sentence',
-           'threshold_tables', 'evaluation_section', 'forecast_section', 'run_summary', 'cli_main']
+__all__ = ['PHASES', 'RECIPE_KEYS', 'data_section', 'radar_lines', 'training_section', 'kept_checkpoint', 'recipe',
+           'held_in_every_run', 'beats', 'verdict', 'sample_sentence', 'threshold_tables', 'evaluation_section',
+           'forecast_section', 'run_summary', 'cli_main']
 
 # %% ../nbs/13_report.ipynb #24986c28
 PHASES = ("phase1", "phase2", "phase3")
@@ -117,24 +119,72 @@ def kept_checkpoint(summary: dict  # a phase's `reports/<phase>_train.json`
                 + (f"; epoch{'s' * (len(close) > 1)} {', '.join(close)} came within it" if close else "") + ".")
     return (f"{phase} keeps epoch {epoch}" if epoch is not None else f"{phase} keeps the checkpoint") + f" ({label} {-best:.3f}{started})."
 
+# %% ../nbs/13_report.ipynb #923c666c
+RECIPE_KEYS = ("data", "synthetic", "prepare", "model", "train", "phase1", "phase2", "phase3", "evaluate")
+_WHERE_ONLY = {"prepare": ("cache_dir",), "train": ("log_every_s", "device", "num_workers")}   # where and how loud, not what
+
+def recipe(params: dict) -> dict:
+    "Every setting that decides the model a run trains and how it is scored, except the seed (the benchmark's key)."
+    out = {}
+    for key in RECIPE_KEYS:
+        value = copy.deepcopy(params.get(key))
+        if isinstance(value, dict):
+            for k in _WHERE_ONLY.get(key, ()): value.pop(k, None)
+        out[key] = value
+    return json.loads(json.dumps(out))   # as it reads back from JSON
+
+
+def held_in_every_run(reports: Path, # the reports folder (robustness*.json)
+                      params: dict|None, # this run's params
+                     ) -> dict|None:
+    "The robustness benchmark of this run's recipe: its file, runs, and per threshold the leads every run beat each baseline at."
+    found = sorted(reports.glob("robustness*.json"))
+    if params is None or not found: return None
+    want = recipe(params)
+    for path in found:
+        d = _read_json(path) or {}
+        if d.get("meta", {}).get("recipe") == want:
+            return {"file": path.with_suffix(".md").name, "n": len(d["runs"]),
+                    "held": {int(t): {m: [float(l["lead_min"]) for l in leads if m in l["beaten_in_every_run"]] for m in leads[0]["baselines"]}
+                             for t, leads in d["summary"].items()}}
+    return {"file": None, "others": [p.with_suffix(".md").name for p in found]}
+
+
+def _every_run_words(held: dict|None, method: str, leads: list) -> str:
+    if not held or method not in held["held"]: return ""
+    every = held["held"][method]
+    if all(l in every for l in leads):
+        return f" So did every one of the {held['n']} runs of `reports/{held['file']}` (seeds and float paths): it holds in every run."
+    where = f"only at t+{', t+'.join(f'{l:g}' for l in every)} min" if every else "at no lead"
+    return (f" Over the {held['n']} runs of `reports/{held['file']}` it holds in every run {where}; "
+            "elsewhere it depends on the run.")
+
+
+def _at(held: dict|None, thr: float) -> dict|None:
+    "The benchmark's answer at one threshold (None: no benchmark of this recipe)."
+    return {**held, "held": held["held"][int(thr)]} if held and held.get("file") and int(thr) in held["held"] else None
+
+
 # %% ../nbs/13_report.ipynb #a135a55c
 def beats(rows: list[dict], # a CSI-by-lead table: lead_min and one column per method, "model" among them
+          held: dict|None = None, # `held_in_every_run`'s answer at this threshold: whether each claim holds in every run
          ) -> list[str]:
-    "One sentence per baseline: at which leads the model's CSI is above it."
+    "One sentence per baseline: at which leads the model's CSI is above it (and whether every run of the recipe does)."
     if not rows or "model" not in rows[0]: return []
     leads = [f"t+{float(r['lead_min']):g}" for r in rows]
     out = []
     for m in (k for k in rows[0] if k not in ("lead_min", "model")):
         better = [l for l, r in zip(leads, rows) if float(r["model"]) > float(r[m])]
         where = ("at every lead" if len(better) == len(rows) else f"at {', '.join(better)} min" if better else "at no lead")
-        out.append(f"- The model's CSI beats {m.replace('_', ' ')} {where}.")
+        out.append(f"- The model's CSI beats {m.replace('_', ' ')} {where}." + _every_run_words(held, m, [float(r["lead_min"]) for r in rows]))
     return out
 
 def verdict(rows: list[dict], # the CSI-by-lead table: lead_min and one column per method
             metrics: dict, # metrics.json: method -> headline numbers
+            held: dict|None = None, # whether each claim holds in every run (`held_in_every_run`)
            ) -> list[str]:
     "Sentences: where the model beats each baseline, and whether its storms move or grow."
-    out = beats(rows)
+    out = beats(rows, held)
     if not out: return []
     mo, pe = metrics.get("model", {}), metrics.get("persistence", {})
     d, dp, ar = mo.get("displacement_km_mean"), pe.get("displacement_km_mean"), mo.get("area_ratio_mean")
@@ -170,6 +220,7 @@ def sample_sentence(rows: list[dict], # scores.csv's column-maximum rows
 def threshold_tables(rows: list[dict],  # scores.csv's column-maximum rows (`_cmax_rows`)
                      methods: list,  # columns, in order
                      thresholds=(20, 40),  # besides the headline's 35
+                     held: dict|None = None,  # `held_in_every_run`: whether each claim holds in every run
                     ) -> list[str]:
     "CSI per lead at other thresholds (light rain, heavy cores) for every method, where the model beats each, and on how much echo."
     out = []
@@ -180,12 +231,12 @@ def threshold_tables(rows: list[dict],  # scores.csv's column-maximum rows (`_cm
         out += ["", f"CSI at {thr} dBZ:", "", "| lead (min) | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
         out += [f"| {l:.0f} | " + " | ".join(_fmt(sel.get((m, l))) for m in methods) + " |" for l in leads]
         table = [{"lead_min": l, **{m: sel.get((m, l), math.nan) for m in methods}} for l in leads]
-        out += ["", *beats(table), sample_sentence(rows, thr)]
+        out += ["", *beats(table, _at(held, thr)), sample_sentence(rows, thr)]
     return out
 
 
 # %% ../nbs/13_report.ipynb #585e6f82
-def evaluation_section(reports: Path) -> list[str]:
+def evaluation_section(reports: Path, params: dict|None = None) -> list[str]:
     "CSI at 35 dBZ per lead for every method, the other thresholds, and seconds per window."
     table, metrics = reports / "evaluation/csi35_by_lead.csv", _read_json(reports / "metrics.json")
     if not table.exists() or metrics is None: return ["## Evaluation (test events)", "", "`evaluate` has not run yet."]
@@ -194,10 +245,14 @@ def evaluation_section(reports: Path) -> list[str]:
     lines = ["## Evaluation (test events)", "", "CSI at 35 dBZ on the column maximum (the users' bar is 0.4):", "",
              "| lead (min) | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
     lines += [f"| {float(r['lead_min']):.0f} | " + " | ".join(_fmt(float(r[m])) for m in methods) + " |" for r in rows]
-    lines += ["", *verdict(rows, metrics)]
+    held = held_in_every_run(reports, params)
+    if held and not held.get("file"):
+        lines += ["", f"None of the robustness benchmarks in reports/ ({', '.join(f'`{o}`' for o in held['others'])}) trained this "
+                  "run's settings: the sentences below are this run's alone (one seed on one CPU is a draw)."]
+    lines += ["", *verdict(rows, metrics, _at(held, 35))]
     scores = _cmax_rows(reports / "evaluation/scores.csv")   # read once: the 35 dBZ sample line and the other thresholds
     if said := sample_sentence(scores, 35): lines.append(said)
-    lines += threshold_tables(scores, methods)
+    lines += threshold_tables(scores, methods, held=held)
     lines += ["", "| method | mean CSI@35 | FSS@35 | MAE (dBZ) | s per window |", "|---|---|---|---|---|"]
     lines += [f"| {m} | {_fmt(v.get('csi35_mean'))} | {_fmt(v.get('fss35'))} | {_fmt(v.get('mae'), 2)} | "
               f"{_fmt(v.get('s_per_window'), 4)} |" for m, v in metrics.items()]
@@ -214,11 +269,12 @@ def forecast_section(reports: Path) -> list[str]:
 
 # %% ../nbs/13_report.ipynb #f0e71890
 def run_summary(reports_dir="reports", # the folder the stages write their figures to
+                params: dict|None = None, # the run's params (which robustness benchmark speaks for it)
                ) -> str:
     "The whole run on one Markdown page."
     reports = Path(reports_dir)
     parts = [["# nowcast run summary"], data_section(reports), training_section(reports),
-             evaluation_section(reports), forecast_section(reports),
+             evaluation_section(reports, params), forecast_section(reports),
              ["## Rendered reports", ""] + [f"- `{p.name}`" for p in sorted(reports.glob("*.html"))]]
     return "\n".join("\n".join(p) + "\n" for p in parts)
 
@@ -228,8 +284,10 @@ def cli_main(argv: list[str] | None = None # arguments after `nowcast report`
     "`nowcast report [--reports-dir reports]`: write `reports/summary.md` and print it."
     ap = argparse.ArgumentParser(prog="nowcast report", description="Summarise a pipeline run on one page.")
     ap.add_argument("--reports-dir", default="reports", help="where the stages wrote their figures (default: %(default)s)")
+    ap.add_argument("--params", default="params.yaml", help="the run's params: which robustness benchmark speaks for it (default: %(default)s)")
     args = ap.parse_args(argv)
-    text = run_summary(args.reports_dir)
+    params = yaml.safe_load(Path(args.params).read_text()) if Path(args.params).is_file() else None
+    text = run_summary(args.reports_dir, params)
     with atomic_write(Path(args.reports_dir) / "summary.md") as tmp: Path(tmp).write_text(text)
     print(text)
     return 0

@@ -20,9 +20,10 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 # %% auto #0
 __all__ = ['PhaseSchedule', 'rng_state', 'set_rng_state', 'save_checkpoint', 'remove_interrupted_writes', 'EpochSampler',
-           'phase_loader', 'epoch_loader', 'rotation_of', 'rotate_batch', 'apply_channels_last', 'TrainingInterrupted',
-           'phase_epochs', 'validate', 'evaluate_loss', 'EpochLog', 'checkpoint_due', 'fit', 'apply_overrides',
-           'train_phase', 'torchrun_command', 'cli_main']
+           'phase_loader', 'epoch_loader', 'rotation_of', 'rotate_batch', 'forward_loss', 'backward',
+           'apply_channels_last', 'TrainingInterrupted', 'phase_epochs', 'validate', 'evaluate_loss', 'EpochLog',
+           'checkpoint_due', 'WeightAverage', 'fit', 'apply_overrides', 'model_from_params', 'train_phase',
+           'torchrun_command', 'cli_main']
 
 # %% ../nbs/05_train.ipynb #8556828f
 from .inference import amp_policy, load_checkpoint, load_model, resolve_device
@@ -184,15 +185,24 @@ def _forward(model, batch, *, autocast_dtype=None, device=torch.device("cpu"), c
         pred = model(x)
     return pred.float(), y, valid
 
-def _forward_loss(model, batch, loss_fn, **kw):
+def forward_loss(model: nn.Module, # the model (its mode is left as it is)
+                 batch, # (inputs, targets, valid) `[B, T, Z, H, W]`; uint8 codes are decoded on the device with `table`
+                 loss_fn, # (pred, target, valid) -> (loss, parts)
+                 **kw, # autocast_dtype, device, channels_last, table
+                ):
     "Forward one micro-batch under autocast; the loss (float32) and its parts."
     pred, y, valid = _forward(model, batch, **kw)
     return loss_fn(pred, y, valid)
 
-def _backward(loss, scale=1.0, scaler=None):
+def backward(loss: torch.Tensor, # a micro-batch's loss
+             scale: float = 1.0, # 1 / micro-batches in the accumulation window
+             scaler=None, # the GradScaler (fp16), or None
+            ):
     "Backpropagate `loss * scale` (through the GradScaler for fp16)."
     scaled = loss * scale
     (scaler.scale(scaled) if scaler is not None else scaled).backward()
+
+_forward_loss, _backward = forward_loss, backward   # the names `fit` uses
 
 # %% ../nbs/05_train.ipynb #f609837a
 def apply_channels_last(model: nn.Module) -> nn.Module:
@@ -378,6 +388,30 @@ def _beats(score: float,  # the epoch's validation score (lower is better: loss,
     "Whether the epoch's weights replace the best ones: a score lower than the best by more than `min_gain`."
     return score < best - min_gain
 
+# %% ../nbs/05_train.ipynb #589a2cb4
+class WeightAverage:
+    "An exponential moving average of a model's weights: the weights a phase validates, keeps and delivers."
+    def __init__(self, model: nn.Module, # the model being trained (its weights start the average)
+                 decay: float, # train.ema_decay: the longest memory, 1 / (1 - decay) steps
+                ):
+        if not 0 < float(decay) < 1: raise ValueError(f"train.ema_decay must be in (0, 1) (0 turns it off), not {decay!r}")
+        self.decay, self.n = float(decay), 0
+        self.model = copy.deepcopy(model).eval()
+        for q in self.model.parameters(): q.requires_grad_(False)
+
+    def rate(self) -> float:
+        "The decay of the next update: low at the start of a phase, `decay` at most."
+        return min(self.decay, (1 + self.n) / (10 + self.n))
+
+    @torch.no_grad()
+    def update(self, model: nn.Module):
+        "Move the average towards the model's weights (floats; integer buffers are copied)."
+        d = self.rate(); self.n += 1
+        for a, b in zip(self.model.state_dict().values(), model.state_dict().values()):
+            if a.is_floating_point(): a.lerp_(b.detach().to(a.dtype), 1.0 - d)
+            else: a.copy_(b)
+
+
 # %% ../nbs/05_train.ipynb #ca5057e8
 class _Run:
     "The settings of one phase's training, read once from the params."
@@ -407,6 +441,7 @@ class _Run:
         if self.select_by not in ("loss", "csi"): raise ValueError(f"train.select_by must be loss or csi, not {self.select_by!r}")
         self.min_gain = float(tp.get("select_min_gain", 0.0) or 0.0)
         if not self.min_gain >= 0: raise ValueError(f"train.select_min_gain must be >= 0, not {self.min_gain!r}")
+        self.ema_decay = float(tp.get("ema_decay", 0.0) or 0.0)   # 0: the raw weights are the ones delivered
 
 
 def _stop(phase, signum, where, path):
@@ -451,7 +486,7 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
             raise FileNotFoundError(f"{init_from}: {phase}.init_from checkpoint not found (run the previous phase first, "
                                     f"or set {phase}.init_from: null)")
         model.load_state_dict(load_checkpoint(init_from)["model"])
-    if ckpt is not None: model.load_state_dict(ckpt["model"])
+    if ckpt is not None: model.load_state_dict(ckpt.get("train_model", ckpt["model"]))   # the raw weights, under an average
     if model_config is None:   # the models of nowcast.models carry their constructor arguments in `config`
         model_config = {"name": type(model).__name__, "kwargs": dict(getattr(model, "config", {}))}
     raw = model.to(device)
@@ -461,6 +496,10 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
         from torch.nn.parallel import DistributedDataParallel as DDP
         net = DDP(raw, device_ids=[device.index] if device.type == "cuda" else None)
     if tp.get("compile", False): net = torch.compile(net)
+    ema = WeightAverage(raw, run.ema_decay) if run.ema_decay > 0 else None
+    if ema is not None and ckpt is not None and "train_model" in ckpt:
+        ema.model.load_state_dict(ckpt["model"]); ema.n = int(ckpt["progress"].get("ema_steps", 0))
+    kept = raw if ema is None else ema.model   # the weights validated, kept as best and delivered
 
     batches_per_epoch = math.ceil(math.ceil(len(train_data) / world) / run.bs)
     if run.max_batches: batches_per_epoch = min(batches_per_epoch, run.max_batches)
@@ -492,12 +531,14 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
         if world > 1:   # every rank's RNG so each continues its own stream
             gathered = [None] * world; dist.all_gather_object(gathered, rngs); rngs = gathered
         if rank != 0: return None
-        return {"model": raw.state_dict(), "model_config": model_config,
+        weights = {"model": kept.state_dict()} if ema is None else {"model": kept.state_dict(), "train_model": raw.state_dict()}
+        return {**weights, "model_config": model_config,
                 "params": params, "phase": phase, "epoch": epoch, "step": state["step"],
                 "best_val": state["best_val"], "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
                 "scaler": scaler.state_dict() if run.use_scaler else {}, "rng": rngs, "finished": finished,
                 "progress": {"next_epoch": state["epoch"], "batch": state["batch"], "skipped": state["skipped"],
-                             "epoch_log": elog.state(), "best_epoch": state["best_epoch"], "start_val_score": state["start_val_score"]},
+                             "epoch_log": elog.state(), "best_epoch": state["best_epoch"], "start_val_score": state["start_val_score"],
+                             "ema_steps": ema.n if ema is not None else 0},
                 "amp": run.amp_name, "world_size": world}
 
     def save_last(epoch):
@@ -510,7 +551,7 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
              f"{batches_per_epoch} batches of {run.bs} per epoch" + (f", resuming from {resumed}" if resumed else ""))
     if ckpt is None and run.select_by == "csi" and val_data is not None and len(val_data) and score_fn is not None:
         # the weights the phase starts from are a candidate too: training that makes the forecast worse is not kept
-        start_csi = state["start_val_score"] = _validation_csi(raw, val_data, loss_fn, run, device, rank, world, score_fn, table)
+        start_csi = state["start_val_score"] = _validation_csi(kept, val_data, loss_fn, run, device, rank, world, score_fn, table)
         state["best_val"] = -start_csi if math.isfinite(start_csi) else math.inf
         state["best_epoch"] = start - 1   # the epoch the starting weights belong to
         ck = checkpoint(start - 1)
@@ -557,6 +598,7 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
                     if run.use_scaler: scaler.step(optimizer); scaler.update()
                     else: optimizer.step()
                     schedule.step()
+                    if ema is not None: ema.update(raw)
                 optimizer.zero_grad(set_to_none=True); contributed = 0
                 state["step"] += 1
                 if on_step is not None and on_step(epoch, state["batch"], state["step"]) and stop.signum is None:
@@ -577,7 +619,7 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
                     _say(f"{phase}: epoch {epoch}, batch {state['batch']}/{batches_per_epoch}, loss {m.get('loss', math.nan):.4g}, "
                          f"{elog.samples / max(elog.busy_s + now - t_epoch, 1e-9):.1f} samples/s")
             elog.busy_s += time.time() - t_epoch
-            history.append(_end_of_epoch(epoch, elog, world, device, raw, val_data, loss_fn, run, rank, score_fn, score_name,
+            history.append(_end_of_epoch(epoch, elog, world, device, kept, val_data, loss_fn, run, rank, score_fn, score_name,
                                          optimizer, schedule, state, table))
             state.update(epoch=epoch + 1, batch=0)
             elog = EpochLog()
@@ -596,7 +638,7 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
                 raise _stop(phase, stop.signum, f"after epoch {epoch}", paths["last"])
     if live: live.end()
     summary = {"phase": phase, "epochs": [start, end], "epochs_run": [h["epoch"] for h in history],
-               "best_val": state["best_val"], "best_epoch": state["best_epoch"], "select_by": run.select_by, "select_min_gain": run.min_gain, "start_val_score": state["start_val_score"], "final": history[-1] if history else None, "history": history,
+               "best_val": state["best_val"], "best_epoch": state["best_epoch"], "select_by": run.select_by, "select_min_gain": run.min_gain, "ema_decay": run.ema_decay, "start_val_score": state["start_val_score"], "final": history[-1] if history else None, "history": history,
                "samples_per_s": (sum(h["samples_per_s"] for h in history) / len(history)) if history else None,
                "skipped_batches": state["skipped"], "device": str(device), "world_size": world,
                "amp_dtype": run.amp_name,
@@ -683,6 +725,30 @@ def apply_overrides(params: dict, # the params dict (not modified)
         d[last] = value
     return params
 
+# %% ../nbs/05_train.ipynb #4e7a1c01
+def model_from_params(params: dict, # the whole params dict: `model` names the model and its settings
+                      n_levels: int, # levels of the scans (the cache's, after pooling)
+                      n_in: int, # scans in a window's input
+                      n_out: int, # leads it forecasts
+                      norm: dict|None = None, # the cache's normalisation range {dbz_min, dbz_max}; default `prepare`'s
+                     ) -> tuple[nn.Module, dict]:
+    "The model named in `params.model` (freshly initialised), sized for `n_in` -> `n_out` scans of `n_levels` levels, and its `{name, kwargs}` config."
+    import inspect
+    from nowcast.models import MODELS, get_model, model_config
+    mp = dict(params.get("model", {}))
+    name = mp.pop("name", "ConvLSTM3D_Enhanced")
+    if name in MODELS:   # `--set model.name=ConvLSTM` keeps working although it takes no `groups`
+        takes = inspect.signature(MODELS[name].__init__).parameters
+        shared = {k for m in MODELS.values() for k in inspect.signature(m.__init__).parameters}   # other models' keys
+        unknown = sorted(k for k in mp if k not in shared)
+        if unknown: print(f"model {name}: ignoring params model.{', model.'.join(unknown)} (no model takes them)", file=sys.stderr)
+        mp = {k: v for k, v in mp.items() if k in takes}
+        if "dbz_range" in takes:   # the model's inputs are normalised on the cache's range (AdvectionNet's lk_floor_dbz, advect_space)
+            norm = norm or {k: params.get("prepare", {}).get(k, d) for k, d in (("dbz_min", -10.0), ("dbz_max", 70.0))}
+            mp["dbz_range"] = [float(norm["dbz_min"]), float(norm["dbz_max"])]
+    model = get_model(name, n_levels=int(n_levels), n_in=int(n_in), n_out=int(n_out), **mp)
+    return model, model_config(model)
+
 # %% ../nbs/05_train.ipynb #a0597543
 def _phase_loss(params, phase, norm):
     "nowcast_loss bound to the phase's weights."
@@ -697,21 +763,8 @@ def _phase_loss(params, phase, norm):
                              csi_dbz=tuple(float(t) for t in tp.get("csi_dbz", (35.0, 40.0))))
 
 def _phase_model(params, cache):
-    "The model named in `params.model`, sized for the cache's windows, and its `{name, kwargs}` config."
-    import inspect
-    from nowcast.models import MODELS, get_model, model_config
-    mp = dict(params.get("model", {}))
-    name = mp.pop("name", "ConvLSTM3D_Enhanced")
-    if name in MODELS:   # `--set model.name=ConvLSTM` keeps working although it takes no `groups`
-        takes = inspect.signature(MODELS[name].__init__).parameters
-        shared = {k for m in MODELS.values() for k in inspect.signature(m.__init__).parameters}   # other models' keys
-        unknown = sorted(k for k in mp if k not in shared)
-        if unknown: print(f"model {name}: ignoring params model.{', model.'.join(unknown)} (no model takes them)", file=sys.stderr)
-        mp = {k: v for k, v in mp.items() if k in takes}
-        if "dbz_range" in takes:   # the model's inputs are normalised on the cache's range (AdvectionNet's lk_floor_dbz, advect_space)
-            mp["dbz_range"] = [float(cache.norm["dbz_min"]), float(cache.norm["dbz_max"])]
-    model = get_model(name, n_levels=int(cache.shape[1]), n_in=cache.n_in, n_out=cache.n_out, **mp)
-    return model, model_config(model)
+    "The model of `params`, sized for the cache's windows, and its `{name, kwargs}` config."
+    return model_from_params(params, int(cache.shape[1]), cache.n_in, cache.n_out, cache.norm)
 
 def _csi_counter(norm, threshold_dbz: float):
     "(pred, target, valid) normalised -> [n_out, 3] hits, misses, false alarms of the column maximum at the threshold."

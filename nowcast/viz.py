@@ -400,14 +400,14 @@ def plot_sequence(frames,                         # dict name -> [T, Z, Y, X] dB
                   grid,                           # Grid-like
                   leads_min=(5, 15, 35),          # lead times to show, minutes
                   cadence_min: float = 5.0,       # minutes between frames
-                  missing=None,                   # bool [T, Z, Y, X] of the reference, or dict name -> mask
+                  missing=None,                   # bool [T, Z, Y, X] not observed: grey on every map; or dict name -> mask
                   use_cartopy: bool = True,       # False: plain km axes
                   panel_in: float = 3.2,          # panel size, inches (readable maps)
                   dpi: int = 90,
                   suptitle: str | None = None,
                   credit: dict | None = None,     # `source` (radar) and `institution` (agency) for the credit line
                   ):
-    "Grid of column-max maps and cross-sections: rows = sequences, columns = leads; returns (fig, axes)."
+    "Column-max maps (and cross-sections where the grid has levels): rows = sequences, columns = leads; returns (fig, axes)."
     if not isinstance(frames, dict):
         names = ["observed", "forecast"] if len(frames) == 2 else [f"sequence {i}" for i in range(len(frames))]
         frames = dict(zip(names, frames))
@@ -418,11 +418,13 @@ def plot_sequence(frames,                         # dict name -> [T, Z, Y, X] dB
     n_t = min(v.shape[0] for v in frames.values())
     leads = available_leads(leads_min, n_t, cadence_min)
     if not isinstance(missing, dict):
-        missing = {next(iter(frames)): missing}
+        missing = dict.fromkeys(frames, missing)
     _, y, z = _coords(grid)
-    nrow, ncol = 2 * len(frames), len(leads)
-    fig = plt.figure(figsize=(panel_in * ncol + 1.0, panel_in * nrow), dpi=dpi)
-    fig.subplots_adjust(left=0.06, right=0.86, bottom=0.05, top=0.93, wspace=0.3, hspace=0.45)
+    per = 2 if len(z) > 1 else 1  # rows per sequence: the map, and a cross-section where there are heights
+    nrow, ncol = per * len(frames), len(leads)
+    height = panel_in * nrow
+    fig = plt.figure(figsize=(panel_in * ncol + 1.0, height), dpi=dpi)  # margins in inches: room for labels and credit
+    fig.subplots_adjust(left=0.06, right=0.86, bottom=0.64 / height, top=1 - 0.9 / height, wspace=0.3, hspace=0.45)
     axes = np.empty((nrow, ncol), dtype=object)
     ref = next(iter(frames.values()))
     for c, lead in enumerate(leads):
@@ -431,13 +433,14 @@ def plot_sequence(frames,                         # dict name -> [T, Z, Y, X] dB
         for r, (name, seq) in enumerate(frames.items()):
             m = missing.get(name)
             m_t = None if m is None else np.asarray(m, bool)[t]
-            ax = map_axes(fig, grid, nrow, ncol, 2 * r * ncol + c + 1, use_cartopy=use_cartopy)
+            ax = map_axes(fig, grid, nrow, ncol, per * r * ncol + c + 1, use_cartopy=use_cartopy)
             plot_column_max(ax, seq[t], grid, missing=m_t, title=f"{name}  t+{lead:g} min", labels=c == 0)
-            ax.axhline(y[j] * _scale(ax), color="k", lw=0.6, ls="-", gid="section_line")
-            axes[2 * r, c] = ax
-            axes[2 * r + 1, c] = plot_cross_section(fig.add_subplot(nrow, ncol, (2 * r + 1) * ncol + c + 1),
-                                                    seq[t], grid, y_index=j, missing=m_t,
-                                                    title=f"{name}  {_y_words(grid, y[j])}")
+            axes[per * r, c] = ax
+            if per == 2:
+                ax.axhline(y[j] * _scale(ax), color="k", lw=0.6, ls="-", gid="section_line")
+                axes[2 * r + 1, c] = plot_cross_section(fig.add_subplot(nrow, ncol, (2 * r + 1) * ncol + c + 1),
+                                                        seq[t], grid, y_index=j, missing=m_t,
+                                                        title=f"{name}  {_y_words(grid, y[j])}")
     dbz_colorbar(fig, axes.ravel().tolist(), fraction=0.04)
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)

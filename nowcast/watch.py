@@ -7,8 +7,9 @@ Docs: https://github.com/nowcast-dev/nowcast/watch.html.md"""
 # %% ../nbs/10a_watch.ipynb #c420547e
 from __future__ import annotations
 
-import argparse, fcntl, json, logging, os, queue, re, signal, sys, threading, time
+import argparse, errno, fcntl, json, logging, os, queue, re, shutil, signal, socket, sys, threading, time
 from collections import Counter
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -22,14 +23,16 @@ from fastcore.basics import patch
 from .io import ReaderPool, Scan, ScanError, is_day_folder, is_scan_file, read_options, read_scan, read_scan_time
 from .io import scan_time_from_name
 from .inference import load_model, resolve_device
-from .predict import _prep, check_window, forecast_from_scans, sha256_of, write_forecast
+from .predict import _prep, check_window, forecast_from_scans, forecast_path, sha256_of, write_forecast
 
 _log = logging.getLogger("nowcast.watch")
 
 # %% auto #0
-__all__ = ['LDATA', 'STATE', 'LOCK', 'ldata_texts', 'parse_ldata_xml', 'parse_ldata_ascii', 'read_latest_data_info',
-           'ldata_data_path', 'write_latest_data_info', 'scan_files', 'file_sig', 'Arrival', 'ScanFeed', 'load_state',
-           'save_state', 'lock_folder', 'start_observer', 'Watcher', 'cli_main']
+__all__ = ['LDATA', 'STATE', 'LOCK', 'STATUS', 'PARTIAL', 'ldata_texts', 'parse_ldata_xml', 'parse_ldata_ascii',
+           'read_latest_data_info', 'ldata_data_path', 'write_latest_data_info', 'scan_files', 'file_sig', 'Arrival',
+           'ScanFeed', 'ahead_of_clock', 'load_state', 'save_state', 'lock_folder', 'name_fault', 'write_group',
+           'clean_partials', 'start_observer', 'Watcher', 'read_status', 'health', 'status_text', 'show_status',
+           'cli_main']
 
 # %% ../nbs/10a_watch.ipynb #36544c06
 LDATA = "_latest_data_info"  # LROSE's file name; the XML form adds `.xml`
@@ -122,8 +125,12 @@ def ldata_data_path(folder, # the folder the info file is in
 def _replace_text(path: Path, text: str):
     "Write `text` to `<path>.tmp`, then rename it onto `path` (LROSE's way: readers never see half a file)."
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError): tmp.unlink(missing_ok=True)  # a full disk leaves no half-written .tmp behind
+        raise
 
 def write_latest_data_info(folder, # the forecast folder
                            data_time, # the issue time
@@ -171,9 +178,12 @@ class Arrival:
     seen: float  # time.monotonic() when `sig` was first seen
     time: np.datetime64 | None = None  # scan time: from the name, else from the file's header (the time variable once read)
     announced: bool = False  # renamed into place, or named by the radar side's `_latest_data_info`
-    complete_at: float | None = None  # time.time() when it was found complete
+    complete_at: float | None = None  # time.time() when it was found complete (for the records)
+    complete_mono: float | None = None  # time.monotonic() then (latencies: immune to the clock being stepped)
     refused: ScanError | None = None  # why it was refused (until the file changes)
+    retry_at: float | None = None  # a read that timed out (slow file system) is tried again at this time.monotonic()
     duplicate_of: Path | None = None  # an earlier complete file with the same scan time
+    held: bool = False  # its time is ahead of this machine's clock and jumps ahead of the feed (`ahead_of_clock`)
     scan: Scan | None = None  # the scan, once read (kept while it is in the latest window)
 
 # %% ../nbs/10a_watch.ipynb #57380a89
@@ -194,33 +204,42 @@ class ScanFeed:
         return a
 
     def announce(self, path, # a file renamed into place, or named by `_latest_data_info`
-                 now: float | None = None):
+                 now: float | None = None, sig: tuple | None = None):
         "Mark a scan file complete as it is now."
         path = Path(path)
         if path.parent != self.top and path.parent.parent != self.top or not is_scan_file(path): return
-        if (sig := file_sig(path)) is not None:
+        if (sig := sig or file_sig(path)) is not None:
             self._entry(path, sig, time.monotonic() if now is None else now).announced = True
 
-    def check_ldata(self, now: float | None = None):
-        "When the radar side rewrote its `_latest_data_info`, announce the file it names."
-        info = read_latest_data_info(self.top)
-        if info is None or info["mtime_ns"] == self._ldata_mtime: return
-        self._ldata_mtime = info["mtime_ns"]
-        if (path := ldata_data_path(self.top, info)) is not None: self.announce(path, now)
+    def look(self) -> dict:
+        "Read the folder, I/O only (a helper thread may run it): the radar's `_latest_data_info` and each scan's `sig`."
+        info, named = read_latest_data_info(self.top), None
+        if info is not None and info["mtime_ns"] != self._ldata_mtime and (p := ldata_data_path(self.top, info)) is not None:
+            named = (p, file_sig(p))
+        files = {p: s for p in scan_files(self.top, self.days) if (s := file_sig(p)) is not None}
+        return {"ldata_mtime": None if info is None else info["mtime_ns"], "named": named, "files": files}
+
+    def update(self, listing: dict, # what `look` saw
+               now: float | None = None # time.monotonic() (for the examples: any clock)
+              ) -> list[Arrival]:
+        "Take in a `look`: new or changed files start over, gone ones are forgotten unless read; returns the newly complete."
+        now = time.monotonic() if now is None else now
+        for path, sig in listing["files"].items(): self._entry(path, sig, now)
+        for path in set(self.files) - set(listing["files"]):
+            if self.files[path].scan is None: del self.files[path]  # a scan read stays: a rotated folder loses no window
+        if listing["ldata_mtime"] is not None and listing["ldata_mtime"] != self._ldata_mtime:
+            self._ldata_mtime = listing["ldata_mtime"]
+            if listing["named"] is not None and listing["named"][1] is not None: self.announce(*listing["named"][:1], now, listing["named"][1])
+        for a in self.files.values():  # a read that timed out (a slow file system) is tried again after a while
+            if a.retry_at is not None and time.monotonic() >= a.retry_at: a.refused = a.retry_at = None
+        newly = [a for a in self.files.values() if a.complete_at is None and (a.announced or now - a.seen >= self.settle_s)]
+        for a in newly: a.complete_at, a.complete_mono = time.time(), time.monotonic()
+        return newly
 
     def refresh(self, now: float | None = None # time.monotonic() (for the examples: any clock)
                ) -> list[Arrival]:
-        "Look at the folder: new or changed files start over, gone ones are forgotten; returns the newly complete."
-        now = time.monotonic() if now is None else now
-        self.check_ldata(now)
-        present = set()
-        for path in scan_files(self.top, self.days):
-            if (sig := file_sig(path)) is not None:
-                self._entry(path, sig, now); present.add(path)
-        for path in set(self.files) - present: del self.files[path]
-        newly = [a for a in self.files.values() if a.complete_at is None and (a.announced or now - a.seen >= self.settle_s)]
-        for a in newly: a.complete_at = time.time()
-        return newly
+        "Look at the folder and take it in; returns the newly complete."
+        return self.update(self.look(), now)
 
     def next_check(self) -> float | None:
         "When (time.monotonic()) the next still-changing file could be complete; None if none is pending."
@@ -239,9 +258,28 @@ class ScanFeed:
             by_time[a.time] = a; out.append(a)
         return out
 
+# %% ../nbs/10a_watch.ipynb #38eda3f9
+def ahead_of_clock(times: list, # complete scan times (datetime64[s]), oldest first
+                   now, # this machine's clock (UTC, datetime64[s])
+                   ahead_s: float, # a scan later than now + ahead_s is ahead of the clock
+                   max_gap_s: float, # a scan at most this after the one before it continues the feed
+                   n_in: int, # so many held scans in a row, each continuing the last: used after all
+                  ) -> set[int]:
+    "Indices of the scans to hold back: ahead of the clock and jumping ahead of the feed (unless `n_in` follow in a row)."
+    limit, gap = np.datetime64(now, "s") + np.timedelta64(int(ahead_s), "s"), np.timedelta64(int(max_gap_s), "s")
+    held, run, prev = set(), [], None
+    for i, t in enumerate(times):
+        if t <= limit or (prev is not None and t - prev <= gap):
+            prev = t; continue
+        run = run + [i] if run and t - times[run[-1]] <= gap else [i]
+        if len(run) >= n_in: held -= set(run); prev, run = t, []  # the feed has moved on: the radar's time stands
+        else: held.add(i)
+    return held
+
 # %% ../nbs/10a_watch.ipynb #9f2dab0e
 STATE = "_nowcast_watch.json"
 LOCK = "_nowcast_watch.lock"
+STATUS = "_nowcast_watch_status.json"
 
 def load_state(out_dir # the forecast folder
               ) -> np.datetime64 | None:
@@ -267,13 +305,59 @@ def lock_folder(out_dir # the forecast folder
                ):
     "Hold the folder's lock for this process (an open file); a second service on the folder gets a RuntimeError."
     path = Path(out_dir) / LOCK
-    f = open(path, "a+")
+    path.touch()
+    f = open(path)  # read-only: no file open for writing stays on the forecast disk (it can be remounted read-only)
     try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        f.seek(0); holder = f.read().strip(); f.close()
+        holder = f.read().strip(); f.close()
         raise RuntimeError(f"{out_dir}: another nowcast watch writes forecasts here (pid {holder or '?'}; lock {path})")
-    f.seek(0); f.truncate(); f.write(str(os.getpid())); f.flush()
+    with suppress(OSError): path.write_text(str(os.getpid()))  # (whose lock: for the message above)
     return f
+
+# %% ../nbs/10a_watch.ipynb #3d76e176
+PARTIAL = ".nowcast_partial_"  # a forecast group being written: hidden, at the top of the forecast folder
+
+def name_fault(err: OSError, # the error a write raised
+               folder, # the folder written to
+               need_bytes: int = 1 << 20, # free space below this means the disk is full
+              ) -> str:
+    "The errno's name for a failed write; EROFS or ENOSPC when the file system says so, whatever the library reported."
+    with suppress(OSError):
+        st = os.statvfs(folder)
+        if st.f_flag & os.ST_RDONLY: return "EROFS"
+        if st.f_bavail * st.f_frsize < need_bytes: return "ENOSPC"
+    return errno.errorcode.get(err.errno, type(err).__name__)
+
+def write_group(fc, # the forecast (`nowcast.predict.forecast_from_scans`)
+                out_dir, # the forecast folder
+                **meta, # `write_forecast`'s keywords: model_config, checkpoint, checkpoint_sha256, params
+               ) -> list[Path]:
+    "Write a forecast's leads in a hidden folder, then rename its group folder into place: all leads appear at once."
+    out = Path(out_dir)
+    final = forecast_path(out, fc.issue_time, 0).parent
+    names = [forecast_path(out, fc.issue_time, lead).name for lead in fc.lead_s]
+    if all((final / n).is_file() for n in names): return [final / n for n in names]  # written before a restart
+    stage = out / f"{PARTIAL}{final.parent.name}_{final.name}"
+    shutil.rmtree(stage, ignore_errors=True)  # our own, from a try that failed
+    try:
+        staged = write_forecast(fc, stage, **meta)
+        final.parent.mkdir(exist_ok=True)
+        if final.is_dir():  # an incomplete group left by an older version: finished, file by file
+            for f in staged: os.replace(f, final / f.name)
+        else: os.rename(staged[0].parent, final)
+    except OSError as e:
+        e.fault = name_fault(e, out, need_bytes=int(fc.dbz[0].nbytes))  # asked before the staged files are removed
+        raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return [final / n for n in names]
+
+def clean_partials(out_dir # the forecast folder
+                  ) -> list[Path]:
+    "Remove the hidden folders of forecasts a killed service left unfinished (`.nowcast_partial_*`: only ours)."
+    gone = sorted(Path(out_dir).glob(PARTIAL + "*"))
+    for p in gone: shutil.rmtree(p, ignore_errors=True)
+    return gone
 
 # %% ../nbs/10a_watch.ipynb #8c5a59de
 class _Events:
@@ -307,9 +391,32 @@ def start_observer(top, # the folder to watch (recursively)
 def _iso(t) -> str:
     return f"{np.datetime64(t, 's')}Z"
 
+def _utcnow() -> np.datetime64:
+    return np.datetime64(int(time.time()), "s")
+
+def _errno_name(e: OSError) -> str:
+    return getattr(e, "fault", None) or errno.errorcode.get(e.errno, type(e).__name__)
+
+def _folder_id(path) -> tuple[int, int]:
+    "(device, inode) of a folder: a folder removed and created again is another one."
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+class _Job:
+    "A function run in a daemon thread; `done` is set when it returns or raises (a hung read keeps only that thread)."
+    def __init__(self, fn):
+        self.result = self.error = None
+        self.started, self.done = time.monotonic(), threading.Event()
+        threading.Thread(target=self._run, args=(fn,), daemon=True, name="nowcast-look").start()
+
+    def _run(self, fn):
+        try: self.result = fn()
+        except BaseException as e: self.error = e
+        finally: self.done.set()
+
 class Watcher:
     "The real-time service: a TITAN forecast and a `_latest_data_info` for each new complete scan of a folder."
-    def __init__(self, model_path, # the checkpoint (loaded once)
+    def __init__(self, model_path, # the checkpoint (loaded once; again when it is replaced on disk)
                  scan_dir, # the folder the radar writes to
                  out_dir, # the forecast folder (TITAN's layout below it)
                  *, params: dict | None = None, # params.yaml (`data:` read settings, `train.device`/`amp`)
@@ -318,53 +425,200 @@ class Watcher:
                  settle_s: float = 1.0, # a file unchanged this long is complete
                  poll_s: float = 2.0, # look at the folder at least this often
                  events: str = "auto", # "auto", "watchdog" or "poll" (see `start_observer`)
+                 max_ahead_s: float = 600.0, # a scan this far ahead of the clock may be held back (`ahead_of_clock`)
+                 status_every_s: float = 60.0, # the status file is rewritten at least this often
                 ):
         self.model_path, self.scan_dir, self.out = Path(model_path), Path(scan_dir), Path(out_dir)
         self.params = params or {}
         tp = self.params.get("train", {}) or {}
         self.device, self.amp = resolve_device(device or tp.get("device", "auto")), tp.get("amp", "auto")
         self.upsample, self.poll_s, self.events = bool(upsample), float(poll_s), events
+        self.max_ahead_s, self.status_every_s = float(max_ahead_s), float(status_every_s)
         self.feed = ScanFeed(self.scan_dir, settle_s)
         self.wake, self.stop = threading.Event(), threading.Event()
-        self.refusals, self.forecasts, self.waiting = Counter(), 0, None
-        self.pool = self.time_pool = self.observer = self._lock = None
+        self.refusals, self.errors, self.faults = Counter(), Counter(), {}
+        self.forecasts, self.waiting, self.last, self._pending = 0, None, None, None
+        self.pool = self.time_pool = self.observer = self._lock = self._look_job = None
+        self._input_id = self._out_id = self._skew = None
+        self._model_seen, self._status_at, self._primed = None, -np.inf, False
 
-    def open(self):
-        "Take the folder's lock, start the reader processes, load the model, start watching."
-        if not self.scan_dir.is_dir(): raise FileNotFoundError(f"{self.scan_dir}: scan folder not found")
+    def open(self, wait_for_input: bool = True # a missing scan folder is a fault to wait out (False: an error)
+            ):
+        "Take the folder's lock, remove unfinished groups, start the reader processes, load the model, start watching."
+        if not wait_for_input and not self.scan_dir.is_dir(): raise FileNotFoundError(f"{self.scan_dir}: scan folder not found")
         if self.out.resolve() == self.scan_dir.resolve():
             raise ValueError(f"{self.out}: the forecast folder must not be the scan folder (both hold a _latest_data_info)")
         self.out.mkdir(parents=True, exist_ok=True)
-        self._lock = lock_folder(self.out)
+        self._lock, self._out_id = lock_folder(self.out), _folder_id(self.out)
+        for p in clean_partials(self.out):
+            self._note("restart:partial_removed", f"removed {p}: a forecast a stopped service left unfinished (never visible to TITAN)")
         self.done_until = load_state(self.out) or np.datetime64(0, "s")  # issue times only go forward
         self.reader = read_options(self.params.get("data", {}))
-        self.model, ckpt = load_model(self.model_path, self.device)  # once, and it stays on the device
-        self.ckpt_params, self.model_config = ckpt.get("params", {}) or {}, ckpt.get("model_config")
-        self.sha = sha256_of(self.model_path)
-        p = _prep(self.ckpt_params)
-        self.n_in, self.max_gap_s = int(getattr(self.model, "n_in", p["n_in"])), float(p["max_gap_s"])
+        self._load_model()
         field = self.params.get("data", {}).get("field") or self.ckpt_params.get("data", {}).get("field", "DBZ")
         read = partial(read_scan, field=field, dbz_range=self.reader["dbz_range"], max_extent_km=self.reader["max_extent_km"])
         self.pool = ReaderPool(read, workers=max(1, min(self.reader["workers"], self.n_in)), timeout_s=self.reader["timeout_s"])
         self.handler = _Events(self.wake)
-        self.observer = start_observer(self.scan_dir, self.handler, self.events)
+        self.started_at = time.time()
         return self
+
+    def _load_model(self):
+        "Load the checkpoint (on the device, where it stays) and what the forecasts need from it."
+        seen = _model_sig(self.model_path)
+        self.model, ckpt = load_model(self.model_path, self.device)
+        self.ckpt_params, self.model_config = ckpt.get("params", {}) or {}, ckpt.get("model_config")
+        self.sha = sha256_of(self.model_path)
+        p = _prep(self.ckpt_params)
+        self.n_in, self.max_gap_s = int(getattr(self.model, "n_in", p["n_in"])), float(p["max_gap_s"])
+        self._model_sig, self._model_seen, self.model_loaded_at = seen, None, time.time()
 
     def close(self):
         "Stop watching and the reader processes; release the lock."
-        if self.observer is not None: self.observer.stop(); self.observer.join(5)
+        self._stop_observer()
         for pool in (self.pool, self.time_pool):
             if pool is not None: pool.close()
         if self._lock is not None: self._lock.close()
-        self.pool = self.time_pool = self.observer = self._lock = None
+        self.pool = self.time_pool = self._lock = None
+
+    def _stop_observer(self):
+        if self.observer is not None:
+            with suppress(Exception): self.observer.stop(); self.observer.join(5)  # its folder may be gone
+        self.observer = None
+
+def _model_sig(path) -> tuple | None:
+    "(inode, size, mtime) of the checkpoint; None if it is gone."
+    try: st = os.stat(path)
+    except OSError: return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+# %% ../nbs/10a_watch.ipynb #3329fe7d
+@patch
+def _fault(self: Watcher, key: str, # "<where>:<cause>", e.g. "out:ENOSPC", "input:ENOENT", "clock:behind"
+           message: str # what happened, naming the path
+          ):
+    "A fault begins: one warning line, counted, kept in `faults` until `_clear`; while it lasts, nothing more."
+    if key in self.faults: return
+    self.faults[key] = {"since": _iso(_utcnow()), "message": message, "t": time.monotonic()}
+    self.errors[key] += 1
+    _log.warning("%s [%s]", message, key, extra={"data": {"event": "fault", "kind": key, "message": message}})
+    self._status_at = -np.inf  # the status says so at once
+
+@patch
+def _clear(self: Watcher, where: str # "out", "input", "checkpoint", "clock"
+          ):
+    "The faults of one place are over: one line each."
+    for key in [k for k in self.faults if k.split(":")[0] == where]:
+        f = self.faults.pop(key)
+        _log.info("%s cleared after %.0f s", key, time.monotonic() - f["t"], extra={"data": {"event": "cleared", "kind": key}})
+        self._status_at = -np.inf
+
+@patch
+def _note(self: Watcher, key: str, message: str, level: int = logging.WARNING):
+    "Something that happened once (a clock step, a late scan, a reloaded checkpoint): one line, counted."
+    self.errors[key] += 1
+    _log.log(level, "%s [%s]", message, key, extra={"data": {"event": "note", "kind": key, "message": message}})
+
+@patch
+def _check_clock(self: Watcher):
+    "Name a step of this machine's clock (NTP, an operator): the wall clock moved against the monotonic one."
+    skew = time.time() - time.monotonic()
+    if self._skew is not None and abs(skew - self._skew) > 2.0:
+        d = skew - self._skew
+        self._note(f"clock:step_{'forward' if d > 0 else 'back'}",
+                   f"this machine's clock stepped {'forward' if d > 0 else 'back'} by {abs(d):.0f} s (now {_iso(_utcnow())}): "
+                   "latencies and timers use the monotonic clock; issue times follow the scans")
+    self._skew = skew
+
+@patch
+def _check_out(self: Watcher) -> bool:
+    "The forecast folder is there (created again, and locked again, if it was removed); False while it cannot be."
+    try: ident = _folder_id(self.out)
+    except OSError as e:
+        self._fault(f"out:{_errno_name(e)}", f"{self.out}: the forecast folder is gone ({e.strerror}); creating it again")
+        ident = None
+    if ident == self._out_id: return True
+    try:
+        self.out.mkdir(exist_ok=True)
+        lock = lock_folder(self.out)
+    except (OSError, RuntimeError) as e:
+        if isinstance(e, OSError): self._fault(f"out:{_errno_name(e)}", f"{self.out}: cannot create or lock the forecast folder: {e}")
+        else: self._fault("out:locked", str(e))
+        return False
+    if self._lock is not None: self._lock.close()
+    self._lock, self._out_id = lock, _folder_id(self.out)
+    _log.info("%s: forecast folder created again and locked", self.out, extra={"data": {"event": "out_created"}})
+    return True
+
+@patch
+def _check_model(self: Watcher):
+    "A checkpoint replaced on disk is loaded between two forecasts once unchanged for settle_s; one that fails keeps the model."
+    sig = _model_sig(self.model_path)
+    if sig == self._model_sig: self._model_seen = None; self._clear("checkpoint"); return
+    if sig is None:
+        return self._fault("checkpoint:ENOENT", f"{self.model_path}: the checkpoint is gone from disk; "
+                                                f"forecasts go on with the loaded model (sha256 {self.sha[:12]})")
+    if self._model_seen is None or self._model_seen[0] != sig: self._model_seen = (sig, time.monotonic()); return
+    if time.monotonic() - self._model_seen[1] < self.feed.settle_s: return
+    old = self.sha
+    try: self._load_model()
+    except Exception as e:  # torch.load of a truncated or foreign file: any exception
+        self._model_sig, self._model_seen = sig, None  # not tried again until the file changes again
+        return self._fault("checkpoint:unreadable", f"{self.model_path}: replaced on disk by a file that does not load "
+                                                    f"({type(e).__name__}: {e}); forecasts go on with the loaded model (sha256 {old[:12]})")
+    self._clear("checkpoint")
+    self._note("checkpoint:reloaded", f"{self.model_path}: replaced on disk; loaded (sha256 {old[:12]} -> {self.sha[:12]}), "
+                                      "the next forecasts use it", logging.INFO)
+
+# %% ../nbs/10a_watch.ipynb #47315acc
+@patch
+def _list_input(self: Watcher) -> tuple:
+    "The scan folder's identity and a `look` at it (runs in a helper thread)."
+    return _folder_id(self.scan_dir), self.feed.look()
+
+@patch
+def _look(self: Watcher) -> list[Arrival] | None:
+    "Look at the scan folder with a time limit: the newly complete scans, or None (a fault, or the look still running)."
+    if self._look_job is None: self._look_job = _Job(self._list_input)
+    job = self._look_job
+    if not job.done.wait(min(self.poll_s, self.reader["timeout_s"])):
+        if time.monotonic() - job.started > self.reader["timeout_s"]:
+            self._fault("input:slow", f"{self.scan_dir}: looking at the scan folder has taken over "
+                                      f"{self.reader['timeout_s']:g} s (a slow or hung file system?); waiting for it")
+        return None
+    self._look_job = None
+    if isinstance(job.error, OSError):
+        self._stop_observer(); self._input_id = None
+        self._fault(f"input:{_errno_name(job.error)}", f"{job.error.filename or self.scan_dir}: {job.error.strerror}; "
+                                                       "waiting for the scan folder")
+        return None
+    if job.error is not None: raise job.error
+    ident, listing = job.result
+    self._clear("input")
+    if ident != self._input_id:  # a first look, or the folder was removed and created again: watch the new one
+        if self._input_id is not None:
+            _log.info("%s: the scan folder was replaced; watching the new one", self.scan_dir, extra={"data": {"event": "input_replaced"}})
+        self._stop_observer()
+        self.observer, self._input_id = start_observer(self.scan_dir, self.handler, self.events), ident
+    while not self.handler.renamed.empty(): self.feed.announce(self.handler.renamed.get())
+    newly = self.feed.update(listing)
+    self._times(newly)
+    if self._primed is not False:  # (the files there at the first look are not news)
+        for a in newly:
+            if a.seen > self._primed and a.time is not None and a.time < self.done_until and a.refused is None:
+                self._note("scan:late", f"{a.path}: scan time {_iso(a.time)} is before the last issue time "
+                                        f"{_iso(self.done_until)} (late or long past); no forecast of its own", logging.INFO)
+    if self._primed is False: self._primed = time.monotonic()
+    return newly
 
 # %% ../nbs/10a_watch.ipynb #741192a9
 @patch
 def _refuse(self: Watcher, a: Arrival, err: ScanError):
-    "Skip a scan that cannot be used (until the file changes); one warning line with its kind."
+    "Skip a scan that cannot be used (until the file changes; a timed-out read is tried again later); one line with its kind."
     a.refused = err
-    self.refusals[err.kind] += 1
-    _log.warning("refused %s [%s]; skipped (%d refused so far)", err, err.kind, sum(self.refusals.values()),
+    if err.kind == "timeout": a.retry_at = time.monotonic() + max(10.0, self.reader["timeout_s"])
+    self.refusals[err.kind] += 1; self.errors[f"scan:{err.kind}"] += 1
+    _log.warning("refused %s [%s]; %s (%d refused so far)", err, err.kind,
+                 "tried again later" if a.retry_at else "skipped", sum(self.refusals.values()),
                  extra={"data": {"event": "refused", "scan": str(a.path), "kind": err.kind}})
 
 @patch
@@ -380,10 +634,27 @@ def _times(self: Watcher, arrivals: list[Arrival]):
         else: by_path[path].time = t
 
 @patch
+def _usable(self: Watcher) -> list[Arrival]:
+    "The complete scans less those held back as ahead of the clock (each named once); names a clock behind the feed."
+    cands, now = self.feed.complete(), _utcnow()
+    held = ahead_of_clock([a.time for a in cands], now, self.max_ahead_s, self.max_gap_s, self.n_in)
+    for i, a in enumerate(cands):
+        if i in held and not a.held:
+            self._note("clock:scan_ahead", f"{a.path}: scan time {_iso(a.time)} is {int((a.time - now).astype(int))} s ahead of "
+                                           f"this machine's clock ({_iso(now)}) and jumps ahead of the feed; held back")
+        a.held = i in held
+    use = [a for i, a in enumerate(cands) if i not in held]
+    if use and use[-1].time > now + np.timedelta64(int(self.max_ahead_s), "s"):
+        self._fault("clock:behind", f"scan times run {int((use[-1].time - now).astype(int))} s ahead of this machine's clock "
+                                    f"({_iso(now)}) and the feed is in order: forecasting them; is this machine's clock right (NTP)?")
+    else: self._clear("clock")
+    return use
+
+@patch
 def _window(self: Watcher) -> tuple[Arrival, list[Arrival], int] | None:
-    "The newest complete scan newer than the last issue time, the window ending at it (read), and how many it skips."
+    "The newest usable scan newer than the last issue time, the window ending at it (read), and how many it skips."
     while True:
-        cands = self.feed.complete()
+        cands = self._usable()
         newer = [a for a in cands if a.time > self.done_until]
         if not newer: return None
         target = newer[-1]
@@ -400,21 +671,12 @@ def _window(self: Watcher) -> tuple[Arrival, list[Arrival], int] | None:
 
 # %% ../nbs/10a_watch.ipynb #d439c927
 @patch
-def step(self: Watcher) -> dict | None:
-    "One round: look, pick, read, check, forecast, write, announce. The forecast's record, or None."
-    t_start = time.perf_counter()
-    while not self.handler.renamed.empty(): self.feed.announce(self.handler.renamed.get())
-    self._times(self.feed.refresh())
-    picked = self._window()
-    if picked is None: return None
-    target, window, skipped = picked
-    read_s = time.perf_counter() - t_start
-    for a in self.feed.files.values():  # keep only the scans of this window: memory stays flat, waiting or not
-        if a not in window: a.scan = None
+def _checked(self: Watcher, target: Arrival, window: list[Arrival]) -> list | None:
+    "The window's scans if they make a forecast; else None, with one line when forecasting stops."
     try:
         if len(window) < self.n_in:
             raise ScanError(target.path, f"only {len(window)} complete scans up to it; the model needs {self.n_in}")
-        scans = check_window([a.scan for a in window], self.max_gap_s)
+        return check_window([a.scan for a in window], self.max_gap_s)
     except ScanError as e:
         lo = target.time - np.timedelta64(int(self.n_in * self.max_gap_s), "s")
         if any(a.complete_at is None and a.time is not None and lo <= a.time < target.time for a in self.feed.files.values()):
@@ -425,22 +687,59 @@ def step(self: Watcher) -> dict | None:
                          extra={"data": {"event": "waiting", "scan": str(target.path), "reason": str(e)}})
         self.waiting = str(e)
         return None
-    self.done_until = target.time
-    fc = forecast_from_scans(self.model, self.ckpt_params, scans, upsample=self.upsample, device=self.device, amp=self.amp)
+
+@patch
+def _deliver(self: Watcher, fc) -> list[Path] | None:
+    "Write the group whole, then `_latest_data_info`, then the state; None (the fault named) if the forecast folder refuses."
+    try:
+        files = write_group(fc, self.out, model_config=self.model_config, checkpoint=self.model_path,
+                            checkpoint_sha256=self.sha, params=self.ckpt_params)
+        rel = files[-1].relative_to(self.out).as_posix()
+        write_latest_data_info(self.out, fc.issue_time, rel, lead_s=fc.lead_s[-1])
+        save_state(self.out, fc.issue_time, files=[f.relative_to(self.out).as_posix() for f in files])
+    except OSError as e:
+        name = _errno_name(e)
+        why = os.strerror(getattr(errno, name)) if isinstance(getattr(errno, name, None), int) else str(e)
+        if e.errno != getattr(errno, name, None): why += f" (reported as: {e.strerror or e})"
+        self._fault(f"out:{name}", f"{e.filename or self.out}: {why} ({name}); the forecast for {_iso(fc.issue_time)} "
+                                   "is kept and written when the folder takes it")
+        return None
+    self._clear("out")
+    return files
+
+@patch
+def step(self: Watcher) -> dict | None:
+    "One round: check, look, pick, read, check, forecast, write whole, announce. The forecast's record, or None."
+    t_start = time.perf_counter()
+    self._check_clock()
+    if not self._check_out(): return None
+    self._check_model()
+    if self._look() is None: return None
+    picked = self._window()
+    if picked is None: return None
+    target, window, skipped = picked
+    read_s = time.perf_counter() - t_start
+    for a in self.feed.files.values():  # keep only the scans of this window: memory stays flat, waiting or not
+        if a not in window: a.scan = None
+    scans = self._checked(target, window)
+    if scans is None: return None
+    if self._pending is not None and self._pending.issue_time == target.time: fc = self._pending  # written at last
+    else: fc = forecast_from_scans(self.model, self.ckpt_params, scans, upsample=self.upsample, device=self.device, amp=self.amp)
     t0 = time.perf_counter()
-    files = write_forecast(fc, self.out, model_config=self.model_config, checkpoint=self.model_path,
-                           checkpoint_sha256=self.sha, params=self.ckpt_params)
-    rel = files[-1].relative_to(self.out).as_posix()
-    write_latest_data_info(self.out, fc.issue_time, rel, lead_s=fc.lead_s[-1])
-    save_state(self.out, fc.issue_time, scan=target.path, files=[f.relative_to(self.out).as_posix() for f in files])
-    written_at = time.time()
+    files = self._deliver(fc)
+    self._pending = None if files is not None else fc
+    if files is None: return None
+    written_at, latency = time.time(), time.monotonic() - target.complete_mono
+    self.done_until = target.time
     self.forecasts += 1; self.waiting = None
     window[0].scan = None  # the next window has no use for it
     seconds = {"read": read_s, **{k: fc.timings[k] for k in ("pool", "model", "upsample")}, "write": time.perf_counter() - t0}
+    rel = files[-1].relative_to(self.out).as_posix()
     rec = {"event": "forecast", "issue_time": _iso(fc.issue_time), "scan": str(target.path), "dir": str(Path(rel).parent),
-           "leads_s": [int(s) for s in fc.lead_s], "latency_s": round(written_at - target.complete_at, 3),
+           "leads_s": [int(s) for s in fc.lead_s], "latency_s": round(latency, 3),
            "seconds": {k: round(v, 3) for k, v in seconds.items()}, "complete_at": target.complete_at,
            "written_at": written_at, "skipped": skipped, "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1)}
+    self.last = rec
     _log.info("forecast %s: %d leads %d..%d s in %s, %.2f s after the scan was complete (%s)%s", rec["issue_time"],
               len(files), fc.lead_s[0], fc.lead_s[-1], rec["dir"], rec["latency_s"],
               ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()),
@@ -460,29 +759,135 @@ def _timeout(self: Watcher) -> float:
     return self.poll_s if nxt is None else max(0.01, min(self.poll_s, nxt - time.monotonic()))
 
 @patch
+def _round(self: Watcher) -> dict | None:
+    "`step`, with any unexpected error logged and counted (a bug, a device error) rather than ending the service."
+    try:
+        rec = self.step()
+        self._internal = 0
+        return rec
+    except Exception as e:
+        self._internal = getattr(self, "_internal", 0) + 1
+        self.errors[f"internal:{type(e).__name__}"] += 1
+        _log.exception("unexpected %s: %s (%d in a row)", type(e).__name__, e, self._internal,
+                       extra={"data": {"event": "error", "kind": f"internal:{type(e).__name__}"}})
+        return None
+
+@patch
 def run(self: Watcher, once: bool = False # forecast the latest complete scan (if new) and return
        ) -> int:
-    "Serve until SIGTERM/SIGINT (0); with `once`, 0 after a forecast or with nothing new, 1 when none could be made."
+    "Serve until SIGTERM/SIGINT (0); with `once`, 0 after a forecast or with nothing new, 1 when none could be made; 3 after repeated unexpected errors."
     main = threading.current_thread() is threading.main_thread()  # (signals reach the main thread only)
     previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)} if main else {}
     try:
-        self.open()
+        self.open(wait_for_input=not once)
         _log.info("watching %s (%s): forecasts to %s, model %s on %s, issue times after %s", self.scan_dir,
-                  "events" if self.observer is not None else f"polling every {self.poll_s:g} s", self.out,
+                  "events" if self.events != "poll" else f"polling every {self.poll_s:g} s", self.out,
                   self.model_path, self.device, _iso(self.done_until), extra={"data": {"event": "start"}})
         deadline = time.monotonic() + 2 * self.feed.settle_s + 1
         while not self.stop.is_set():
             self.wake.clear()
-            rec = self.step()
-            if once and (rec is not None or self.waiting or self.feed.next_check() is None or time.monotonic() > deadline):
-                return 1 if rec is None and self.waiting else 0
+            rec = self._round()
+            self._status(rec is not None)
+            if getattr(self, "_internal", 0) >= 5:
+                _log.error("5 unexpected errors in a row: exiting (3) for the supervisor to restart the service",
+                           extra={"data": {"event": "exit", "code": 3}})
+                return 3
+            if once and (rec is not None or self.waiting or self.faults or self.feed.next_check() is None
+                         or time.monotonic() > deadline):
+                return 1 if rec is None and (self.waiting or self.faults) else 0
             self.wake.wait(self._timeout())
         _log.info("stopped by a signal after %d forecasts; the last issue time is %s", self.forecasts,
-                  _iso(self.done_until), extra={"data": {"event": "stop", "refused": dict(self.refusals)}})
+                  _iso(self.done_until), extra={"data": {"event": "stop", "refused": dict(self.refusals),
+                                                         "errors": dict(self.errors)}})
         return 0
     finally:
+        if self.pool is not None: self._status(True, state="stopped")  # (opened): the status says it has ended
         self.close()
         for s, h in previous.items(): signal.signal(s, h)
+
+# %% ../nbs/10a_watch.ipynb #6959527f
+@patch
+def status(self: Watcher, state: str | None = None # "stopped" at the end; else from the service's situation
+          ) -> dict:
+    "What the status file holds (see above)."
+    cands = self.feed.complete()
+    newest = max(cands, key=lambda a: a.time) if cands else None
+    behind = [a for a in cands if a.time > self.done_until and not a.held]
+    state = state or ("fault" if self.faults else "waiting" if self.waiting else "forecasting" if self.last else "starting")
+    return {"state": state, "pid": os.getpid(), "host": socket.gethostname(), "updated": _iso(_utcnow()),
+            "updated_unix": time.time(), "status_every_s": self.status_every_s, "started": _iso(int(self.started_at)),
+            "input": str(self.scan_dir), "out": str(self.out),
+            "model": {"path": str(self.model_path), "sha256": self.sha, "loaded": _iso(int(self.model_loaded_at))},
+            "last_scan_seen": None if newest is None else {"time": _iso(newest.time), "path": str(newest.path)},
+            "last_forecast": None if self.last is None else {k: self.last[k] for k in ("issue_time", "dir", "latency_s")}
+                             | {"written": _iso(int(self.last["written_at"]))},
+            "behind_scans": len(behind), "behind_s": int((newest.time - self.done_until).astype(int))
+                            if newest is not None and behind else 0,
+            "forecasts": self.forecasts, "waiting": self.waiting,
+            "faults": {k: {"since": f["since"], "message": f["message"]} for k, f in self.faults.items()},
+            "errors": dict(self.errors), "refused": dict(self.refusals)}
+
+@patch
+def _status(self: Watcher, now_due: bool = False, # write it now (a forecast, a fault, the end)
+            state: str | None = None):
+    "Rewrite the status file when due: atomically, else (a full disk) in place over the blocks it has (padded to 8 KiB)."
+    if not now_due and time.monotonic() - self._status_at < self.status_every_s: return
+    text = json.dumps(self.status(state), indent=1, default=str)
+    text += " " * (-(len(text) + 1) % 8192) + "\n"
+    self._status_at = time.monotonic()
+    try: _replace_text(self.out / STATUS, text)
+    except OSError:  # the fault is already named; a full disk still takes a rewrite of the same size
+        with suppress(OSError), open(self.out / STATUS, "r+") as f: f.write(text)
+
+def read_status(out_dir # the forecast folder
+               ) -> dict | None:
+    "The service's status file, or None if there is none (or it does not read, twice: an in-place rewrite)."
+    for _ in range(2):
+        try: return json.loads((Path(out_dir) / STATUS).read_text())
+        except OSError: return None
+        except ValueError: time.sleep(0.2)
+    return None
+
+def _running(st: dict) -> bool:
+    if st.get("host") != socket.gethostname(): return True  # another machine's: judged by its age alone
+    try: p = psutil.Process(int(st["pid"]))
+    except (psutil.Error, KeyError, ValueError): return False
+    return p.is_running() and p.status() != psutil.STATUS_ZOMBIE and "watch" in " ".join(p.cmdline())
+
+def health(st: dict | None, # `read_status`'s answer
+           now: float | None = None, # time.time()
+           check_process: bool = True, # is the service's pid alive (on this host)
+           out_dir=None, # the forecast folder (a stale status there is explained when it is read-only)
+          ) -> tuple[int, str]:
+    "The exit code of `--status` and why: 0 healthy, 1 running but degraded, 2 not running."
+    if st is None: return 2, "no status file: the service has not run here"
+    age = (time.time() if now is None else now) - st["updated_unix"]
+    if st["state"] == "stopped": return 2, f"stopped at {st['updated']}"
+    if check_process and not _running(st): return 2, f"pid {st['pid']} is not running (killed or crashed)"
+    if age > 3 * st["status_every_s"]:
+        with suppress(OSError):
+            if out_dir is not None and os.statvfs(out_dir).f_flag & os.ST_RDONLY:
+                return 1, f"the forecast folder is read-only (EROFS): no forecast and no status for {age:.0f} s"
+        return 2, f"status not updated for {age:.0f} s: hung?"
+    if st["faults"]: return 1, "faults now: " + "; ".join(f"{k}: {f['message']}" for k, f in st["faults"].items())
+    if st["waiting"]: return 1, f"no forecast: {st['waiting']}"
+    if st["behind_scans"] > 1: return 1, f"{st['behind_scans']} scans ({st['behind_s']} s) behind the newest"
+    return 0, "healthy"
+
+def status_text(st: dict, # `read_status`'s answer
+                verdict: tuple[int, str] # `health`'s answer
+               ) -> str:
+    "The status for a person: a few lines."
+    lf, ls = st.get("last_forecast"), st.get("last_scan_seen")
+    lines = [f"nowcast watch on {st['host']} (pid {st['pid']}): {st['state']}; {verdict[1]} (exit {verdict[0]})",
+             f"  updated     {st['updated']}   started {st['started']}",
+             f"  last scan   {ls['time'] + '  ' + ls['path'] if ls else '-'}",
+             f"  last fcst   {lf['issue_time']}  {lf['dir']}  latency {lf['latency_s']:.2f} s" if lf else "  last fcst   -",
+             f"  behind      {st['behind_scans']} scans ({st['behind_s']} s); {st['forecasts']} forecasts since the start",
+             f"  model       {st['model']['path']} sha256 {st['model']['sha256'][:12]} loaded {st['model']['loaded']}"]
+    lines += [f"  fault now   {k}: {f['message']} (since {f['since']})" for k, f in st["faults"].items()]
+    lines += [f"  errors      " + (", ".join(f"{k} {n}" for k, n in sorted(st["errors"].items())) or "none")]
+    return "\n".join(lines)
 
 # %% ../nbs/10a_watch.ipynb #8da1fc4a
 class _JsonLines(logging.Formatter):
@@ -500,14 +905,14 @@ def _setup_logging(fmt: str):
         handler.setFormatter(f)
     _log.handlers[:] = [handler]; _log.setLevel(logging.INFO); _log.propagate = False
 
-def cli_main(argv: list[str] | None = None # arguments after `nowcast watch`
-            ) -> int:
-    "`nowcast watch`: forecast each new complete scan of a folder as it arrives (or the latest once, with --once)."
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="nowcast watch", description="Real time: for each new complete scan in --input "
                                  "(yyyymmdd/hhmmss.nc or flat), forecast from the latest scans, write TITAN files under --out "
-                                 "and update --out/_latest_data_info; runs until SIGTERM (exit 0).")
-    ap.add_argument("--input", required=True, help="the folder the radar writes scans to")
+                                 "and update --out/_latest_data_info; runs until SIGTERM (exit 0). --status OUT: its health.")
+    ap.add_argument("--input", help="the folder the radar writes scans to")
     ap.add_argument("--out", default=None, help="forecast folder (default: predict.out_dir, i.e. forecasts)")
+    ap.add_argument("--status", metavar="OUT", default=None,
+                    help="print the status of the service writing to OUT; exit 0 healthy, 1 degraded, 2 not running")
     ap.add_argument("--model-path", default="checkpoints/phase3_best.pt", help="checkpoint (default: %(default)s)")
     ap.add_argument("--params", default=None, help="params.yaml (default: params.yaml if present)")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: train.device, else cuda if available)")
@@ -519,8 +924,28 @@ def cli_main(argv: list[str] | None = None # arguments after `nowcast watch`
     ap.add_argument("--poll-s", type=float, default=2.0, help="look at the folder at least this often (default: %(default)s)")
     ap.add_argument("--events", choices=("auto", "watchdog", "poll"), default="auto",
                     help="file-system events: auto (watchdog, else polling), watchdog (or fail), poll (none)")
+    ap.add_argument("--max-ahead-s", type=float, default=600.0,
+                    help="a scan this far ahead of the clock that jumps ahead of the feed is held back (default: %(default)s)")
+    ap.add_argument("--status-every-s", type=float, default=60.0,
+                    help="rewrite the status file at least this often (default: %(default)s)")
     ap.add_argument("--log-format", choices=("text", "json"), default="text", help="log lines as text or JSON (default: text)")
+    return ap
+
+def show_status(out_dir # the forecast folder
+               ) -> int:
+    "`--status`: print the service's status for a person; its health as the exit code."
+    st = read_status(out_dir)
+    verdict = health(st, out_dir=out_dir)
+    print(status_text(st, verdict) if st is not None else f"nowcast watch: {out_dir}: {verdict[1]} (exit {verdict[0]})")
+    return verdict[0]
+
+def cli_main(argv: list[str] | None = None # arguments after `nowcast watch`
+            ) -> int:
+    "`nowcast watch`: forecast each new complete scan of a folder as it arrives (or the latest once, with --once)."
+    ap = _parser()
     args = ap.parse_args(argv)
+    if args.status is not None: return show_status(args.status)
+    if args.input is None: ap.error("--input is required (or --status OUT)")
     _setup_logging(args.log_format)
     params_file = Path(args.params or "params.yaml")
     if args.params and not params_file.is_file():
@@ -529,9 +954,10 @@ def cli_main(argv: list[str] | None = None # arguments after `nowcast watch`
     pr = params.get("predict", {}) or {}
     upsample = pr.get("upsample", True) if args.upsample is None else args.upsample
     watcher = Watcher(args.model_path, args.input, args.out or pr.get("out_dir", "forecasts"), params=params,
-                      device=args.device, upsample=upsample, settle_s=args.settle_s, poll_s=args.poll_s, events=args.events)
+                      device=args.device, upsample=upsample, settle_s=args.settle_s, poll_s=args.poll_s, events=args.events,
+                      max_ahead_s=args.max_ahead_s, status_every_s=args.status_every_s)
     try:
         return watcher.run(once=args.once)
-    except (OSError, ValueError, RuntimeError) as e:  # a missing folder or checkpoint, no events, the lock held
+    except (OSError, ValueError, RuntimeError) as e:  # at the start: a checkpoint, a folder, no events, the lock held
         print(f"nowcast watch: {e}", file=sys.stderr)
         return 2

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nowcast.io import Grid, ScanError, azimuthal_equidistant, read_scan, write_grid_netcdf
-from nowcast.predict import (_demo_scans, cli_main, forecast_scans, load_forecaster, predict, upsample_dbz,
+from nowcast.predict import (demo_scans, cli_main, forecast_scans, load_forecaster, predict, upsample_dbz,
                              write_forecast)
 
 N_IN, N_OUT, NZ, NY, NX = 4, 3, 2, 16, 16
@@ -41,7 +41,7 @@ def checkpoint(tmp_path_factory):
 def scans(tmp_path_factory):
     "Five scans of a moving blob; the last one has a missing sector."
     folder = tmp_path_factory.mktemp("raw")
-    paths = _demo_scans(folder, n=N_IN + 1, ny=NY, nx=NX, nz=NZ)
+    paths = demo_scans(folder, n=N_IN + 1, ny=NY, nx=NX, nz=NZ)
     last = read_scan(paths[-1])
     missing = np.zeros(last.grid.shape, bool)
     missing[:, :5, 11:] = True
@@ -98,7 +98,7 @@ def test_forecasts_carry_the_radar_position_and_time_bounds(written, scans):
 
 
 def test_inputs_without_position_or_bounds_give_the_cadence_interval(checkpoint, tmp_path):
-    paths = _demo_scans(tmp_path / "raw", n=N_IN, ny=NY, nx=NX, nz=NZ, sensor=None, bounds=False)
+    paths = demo_scans(tmp_path / "raw", n=N_IN, ny=NY, nx=NX, nz=NZ, sensor=None, bounds=False)
     files = predict(checkpoint, paths, tmp_path / "out", device="cpu")
     back = read_scan(files[1])
     assert back.sensor is None
@@ -232,7 +232,7 @@ def test_the_predict_stage_forecasts_the_test_events(checkpoint, tmp_path, monke
     from nowcast.data import load_cache, prepare
     raw = tmp_path / "raw"
     for day in range(5):  # five events a day apart: 3 train, 1 val, 1 test
-        _demo_scans(raw / f"event{day}", n=8, ny=NY, nx=NX, nz=NZ, start=f"2024-06-0{day + 1}T12:00:00")
+        demo_scans(raw / f"event{day}", n=8, ny=NY, nx=NX, nz=NZ, start=f"2024-06-0{day + 1}T12:00:00")
     prep = {k: v for k, v in PARAMS["prepare"].items()}
     prepare(raw, tmp_path / "cache", **prep)
     params = {**PARAMS, "prepare": {**prep, "cache_dir": str(tmp_path / "cache")},

@@ -24,17 +24,22 @@ def _link(src: Path, dst: Path):
     dst.symlink_to(src.resolve())
 
 
-@pytest.fixture(scope="module")
-def imported(tmp_path_factory):
-    "A source folder of a few real files per source (symlinks) and three damaged ones, imported through the CLI."
+def sample_folder(tmp_path_factory, counts: dict) -> tuple:
+    "(src, out, report, picked): `counts[source]` consecutive files from the middle of each record linked into `src`."
     root = tmp_path_factory.mktemp("radar_import")
-    src, out, rpt = root / "src", root / "out", root / "report.json"
-    picked = {}
-    for name, n in SAMPLE.items():
+    src, picked = root / "src", {}
+    for name, n in counts.items():
         files = find_source_files(REAL, SOURCES[name])
         picked[name] = files[len(files) // 2:len(files) // 2 + n]  # mid-event: rain in every source
         for _, f in picked[name]:
             _link(f, src / f.relative_to(REAL))
+    return src, root / "out", root / "report.json", picked
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    "A source folder of a few real files per source (symlinks) and three damaged ones, imported through the CLI."
+    src, out, rpt, picked = sample_folder(tmp_path_factory, SAMPLE)
     damaged = {"rmi": find_source_files(REAL, SOURCES["rmi"])[0][1], "mrms": find_source_files(REAL, SOURCES["mrms"])[0][1]}
     for name, f in damaged.items():  # interrupted copies
         (src / f.relative_to(REAL)).write_bytes(f.read_bytes()[: f.stat().st_size // 3])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nowcast.io import SCAN_ERROR_KINDS
-from nowcast.predict import _demo_scans
+from nowcast.predict import demo_scans
 from nowcast.watch import parse_ldata_ascii, parse_ldata_xml, write_latest_data_info
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +80,7 @@ def _issue(k: int) -> str:
 
 def test_replayed_feed(tmp_path, checkpoint):
     staged = {p.relative_to(tmp_path / "staged").as_posix(): p
-              for p in _demo_scans(tmp_path / "staged", n=13, ny=NY, nx=NX, nz=NZ)}
+              for p in demo_scans(tmp_path / "staged", n=13, ny=NY, nx=NX, nz=NZ)}
     live, out = tmp_path / "live", tmp_path / "forecasts"
     live.mkdir()
 
@@ -178,7 +178,7 @@ def test_replayed_feed(tmp_path, checkpoint):
 def test_once_for_cron(tmp_path, checkpoint):
     "`--once`: the latest complete scan, then exit 0; again: nothing new, exit 0; too few scans: exit 1."
     live, out = tmp_path / "live", tmp_path / "forecasts"
-    _demo_scans(live, n=N_IN + 1, ny=NY, nx=NX, nz=NZ)
+    demo_scans(live, n=N_IN + 1, ny=NY, nx=NX, nz=NZ)
     cmd = [sys.executable, "-m", "nowcast.cli", "watch", "--input", str(live), "--out", str(out),
            "--model-path", str(checkpoint), "--device", "cpu", "--once", "--settle-s", "0.5"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -1,0 +1,119 @@
+"""The records added to ../shared/real-radar after pysteps' sample (KNMI's reflectivity composite, BoM's Brisbane
+radar, DPC's Italian mosaic), a few files of each imported through the params as the archive stage does: grid,
+units, values, missing mask, times, and BoM's 0.5 km pixels averaged to the model's 1 km."""
+import json
+
+import h5py
+import netCDF4
+import numpy as np
+import pytest
+import yaml
+
+from nowcast import cli
+from nowcast.radar_import import SOURCES, pysteps_io, rain_to_dbz, target_path
+from test_radar_import import _written, sample_folder
+
+NEW = {"knmi_dbz": 3, "bom_brisbane": 2, "dpc": 2}  # files per record, consecutive, mid-record
+PROJECTION = {"knmi_dbz": "polar_stereographic", "bom_brisbane": "albers_conical_equal_area", "dpc": "latitude_longitude"}
+CADENCE_S = {"knmi_dbz": 300.0, "bom_brisbane": 600.0, "dpc": 300.0}
+NO_RAIN = -20.0
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    "The picked files linked into a source folder and imported by `nowcast import --params` (prepare.pixel_km 1 km)."
+    src, out, rpt, picked = sample_folder(tmp_path_factory, NEW)
+    params = src.parent / "params.yaml"
+    params.write_text(yaml.safe_dump({"data": {"field": "DBZ"}, "prepare": {"pixel_km": 1.0, "pool_space": "dbz"},
+                                      "radar_import": {"source_dir": str(src), "out_dir": str(out), "sources": list(NEW),
+                                                       "workers": 2}}))
+    argv = ["import", "--params", str(params), "--report", str(rpt)]
+    assert cli.main(argv) == 0
+    return {"out": out, "picked": picked, "report": json.loads(rpt.read_text()), "argv": argv, "rpt": rpt}
+
+
+def test_every_file_is_imported_on_its_grid_at_its_cadence(imported):
+    rep = imported["report"]["sources"]
+    for name, n in NEW.items():
+        r = rep[name]
+        assert (r["files_found"], r["imported"], r["refused"]["total"]) == (n, n, 0), name
+        assert (r["projection"], r["cadence_s"], r["expected_cadence_s"]) == (PROJECTION[name], CADENCE_S[name],
+                                                                               CADENCE_S[name]), name
+        assert r["first_time"] == str(imported["picked"][name][0][0]) and r["last_time"] == str(imported["picked"][name][-1][0])
+    assert (rep["knmi_dbz"]["grid_shape"], rep["knmi_dbz"]["pixel"], rep["knmi_dbz"]["pixel_units"]) == ([765, 700], [1.0, 1.0], "km")
+    assert (rep["bom_brisbane"]["grid_shape"], rep["bom_brisbane"]["pixel"]) == ([256, 256], [1.0, 1.0])  # 0.5 km averaged
+    assert rep["dpc"]["grid_shape"] == [1400, 1200] and rep["dpc"]["pixel_units"] == "degrees_east"
+    assert rep["dpc"]["pixel"] == pytest.approx([0.013294, 0.009131], abs=1e-6)
+
+
+def test_knmi_reflectivity_is_written_as_knmi_gives_it(imported):
+    "DBZH is dBZ already: no Z-R; the count 0 (-32 dBZ) is no echo; outside the coverage stays missing."
+    io_, _ = pysteps_io()
+    s = SOURCES["knmi_dbz"]
+    for t, f in imported["picked"]["knmi_dbz"]:
+        raw, _, meta = io_.get_method("knmi_hdf5", "importer")(str(f), qty="DBZH")
+        assert meta["unit"] == "dBZ"
+        dbz, attrs, gm, tb, tt, y = _written(target_path(imported["out"], "knmi_dbz", t))
+        north_first = dbz[::-1]
+        np.testing.assert_array_equal(np.isnan(north_first), np.isnan(raw))
+        assert 0.1 < np.isnan(raw).mean() < 0.3
+        echo = raw >= meta["threshold"]
+        np.testing.assert_allclose(north_first[echo], raw[echo], atol=0.006)  # as the file has it
+        assert set(np.unique(north_first[(raw < meta["threshold"])])) == {NO_RAIN}
+        assert -32 <= np.nanmin(north_first) and np.nanmax(north_first) < 60
+        assert tt == (t - np.datetime64("1970-01-01T00:00:00")).astype(int) and tb is None  # a reflectivity: no interval
+        assert attrs["conversion"] == "none (the source gives dBZ)" and "no Z-R" in attrs["comment"]
+        assert attrs["institution"] == s.institution and "CC BY 4.0" in attrs["license"]
+
+
+def test_bom_brisbane_is_averaged_to_the_models_1_km(imported):
+    "Each 1 km pixel is the mean dBZ of the 2 x 2 Marshall-Palmer pixels of 0.5 km it covers."
+    io_, _ = pysteps_io()
+    for t, f in imported["picked"]["bom_brisbane"]:
+        raw, _, meta = io_.get_method("bom_rf3", "importer")(str(f))
+        src_dbz, src_missing, _ = rain_to_dbz(f, raw, meta)
+        assert meta["xpixelsize"] == 500.0 and src_dbz.shape == (512, 512)
+        dbz, attrs, gm, tb, tt, y = _written(target_path(imported["out"], "bom_brisbane", t))
+        assert dbz.shape == (256, 256) and np.diff(y) == pytest.approx(1.0)
+        blocks = src_dbz[::-1].reshape(256, 2, 256, 2)  # south first, as written
+        seen = ~src_missing[::-1].reshape(256, 2, 256, 2).any(axis=(1, 3))
+        np.testing.assert_allclose(dbz[seen], blocks.mean(axis=(1, 3))[seen], atol=0.006)
+        assert y[0] == pytest.approx((meta["y1"] + meta["ypixelsize"] / 2) / 1000, abs=1e-3)  # block centres
+        assert np.nanmax(dbz) > 35 and (dbz == NO_RAIN).mean() > 0.5  # the hailstorm day: cores and dry air
+        assert tb == [tt - 600, tt] and attrs["pixel_km"] == 1.0 and "Averaged from 0.5 km" in attrs["comment"]
+
+
+def test_dpc_mosaic_on_the_readme_grid(imported):
+    "-9999 and NaN are missing, -9998 no echo, the rest dBZ as stored; rows north up on the lat/lon grid."
+    for t, f in imported["picked"]["dpc"]:
+        with h5py.File(f) as h:
+            raw = h["radar_data"][...].astype(np.float64)
+        missing = (raw == -9999) | np.isnan(raw)
+        dbz, attrs, gm, tb, tt, y = _written(target_path(imported["out"], "dpc", t))
+        north_first = dbz[::-1]
+        np.testing.assert_array_equal(np.isnan(north_first), missing)
+        assert 0.45 < missing.mean() < 0.6
+        assert set(np.unique(north_first[raw == -9998])) == {NO_RAIN}
+        echo = ~missing & (raw >= 10)
+        np.testing.assert_allclose(north_first[echo], raw[echo], atol=0.006)
+        assert 10 <= north_first[echo].min() and north_first[echo].max() < 70 and (north_first[echo] >= 35).any()
+        with netCDF4.Dataset(target_path(imported["out"], "dpc", t)) as ds:
+            x = ds["x0"][:].data
+        assert x[0] == pytest.approx(4.523392 + 0.013294 / 2, abs=1e-5) and x[-1] == pytest.approx(20.476608 - 0.013294 / 2, abs=1e-5)
+        assert y[0] == pytest.approx(35.065086 + 0.009131 / 2, abs=1e-5) and y[-1] == pytest.approx(47.848989 - 0.009131 / 2, abs=1e-5)
+        assert gm["grid_mapping_name"] == "latitude_longitude" and tb is None
+        assert "Protezione Civile" in attrs["institution"] and attrs["source_file"] == f.name
+
+
+def test_rerun_keeps_and_a_new_pixel_reimports(imported, tmp_path):
+    assert cli.main(imported["argv"]) == 0
+    t = json.loads(imported["rpt"].read_text())["totals"]
+    assert (t["imported"], t["already_imported"]) == (0, sum(NEW.values()))
+    params = yaml.safe_load(open(imported["argv"][2]))
+    params["prepare"]["pixel_km"] = None  # every source at its own pixel: BoM's files are written again, at 0.5 km
+    params["radar_import"]["sources"] = ["bom_brisbane"]
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump(params))
+    assert cli.main(["import", "--params", str(p), "--report", str(tmp_path / "r.json")]) == 0
+    r = json.loads((tmp_path / "r.json").read_text())["sources"]["bom_brisbane"]
+    assert (r["imported"], r["replaced"], r["grid_shape"], r["pixel"]) == (2, 2, [512, 512], [0.5, 0.5])
