@@ -76,8 +76,13 @@ def read_scores(path: Path) -> dict:
 
 
 def kept_epochs(run_dir: Path) -> list:
-    return [json.loads((run_dir / "reports" / f"{ph}_train.json").read_text()).get("best_epoch")
-            for ph in ("phase1", "phase2", "phase3")]
+    "The epoch each phase keeps as its best, or 'start' where no epoch beat the weights it started from."
+    kept = []
+    for ph in ("phase1", "phase2", "phase3"):
+        s = json.loads((run_dir / "reports" / f"{ph}_train.json").read_text())
+        best, first = s.get("best_epoch"), (s.get("epochs") or [None])[0]
+        kept.append("start" if best is not None and first is not None and best < first else best)
+    return kept
 
 
 def train_and_score(work: Path, params_path: Path, name: str, seed: int, env: dict) -> dict:
@@ -163,7 +168,7 @@ def render(meta: dict, summary: dict, runs: list) -> str:
                       + " | ".join(f"{l['baselines'].get(m, float('nan')):.3f}" for m in BASELINES)
                       + f" | {l['runs_beating_all']} of {n} |")
         md += [""] + held_sentence(summary[t], n, t)
-    md += ["", "## The runs", "", "| run | seed | mean CSI@35 | CSI@35, last lead | CSI@40, last lead | kept epochs (phase 1, 2, 3) | training (s) |",
+    md += ["", "## The runs", "", "| run | seed | mean CSI@35 | CSI@35, last lead | CSI@40, last lead | kept epochs (phase 1, 2, 3; start: the weights it started from) | training (s) |",
            "|---|---|---|---|---|---|---|"]
     for r in runs:
         md.append(f"| {r['name']} | {r['seed']} | {statistics.fmean(r['csi'][35]):.3f} | {r['csi'][35][-1]:.3f} | "
