@@ -1,6 +1,6 @@
 """The embedded model's skill over training seeds and CPU float paths: is the conclusion a result or a draw?
 
-    .venv/bin/python benchmarks/bench_robustness.py [--params params.yaml] [--seeds 42 11 23]
+    .venv/bin/python benchmarks/bench_robustness.py [--params params.yaml] [--set KEY=VALUE] [--seeds 42 11 23]
                                                     [--paths default other] [--work DIR] [--smoke]
 
 Builds the archive and the window cache of `--params` once (they do not depend on the training seed), scores
@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nowcast.report import recipe  # noqa: E402   the key the run summary finds this benchmark by
+from nowcast.train import apply_overrides  # noqa: E402
 THRESHOLDS = (35, 40, 20)
 
 
@@ -150,11 +151,12 @@ def held_sentence(leads: list, n_runs: int, t: int) -> list:
 
 def render(meta: dict, summary: dict, runs: list) -> str:
     n, BASELINES = len(runs), meta["baselines"]
-    md = [f"# Robustness: the model of `{meta['params']}` over seeds and float paths", "",
+    setting = f"`{meta['params']}`" + "".join(f", `{o}`" for o in meta.get("overrides", []))
+    md = [f"# Robustness: the model of {setting} over seeds and float paths", "",
           f"Command: `{meta['command']}` ({meta['cpu']}, {meta['cores']} cores, torch {meta['torch']}; "
           f"{sum(r['train_wall_s'] for r in runs) / 60:.0f} min of training in all).", "",
           f"{n} runs: training seeds {', '.join(map(str, meta['seeds']))} (`seed` in params) on each float path; "
-          f"every run trains the three phases of `{meta['params']}` and scores the model on the same test events. "
+          f"every run trains the three phases of {setting} and scores the model on the same test events. "
           "The baselines do not depend on the seed and are scored once.", "",
           "| float path | environment | PyTorch kernels |", "|---|---|---|"]
     for p, d in meta["paths"].items():
@@ -205,10 +207,13 @@ def main(argv=None):
     ap.add_argument("--work", default=None, help="where archive, cache, runs go (default: .bench/<name> in the repo)")
     ap.add_argument("--out-dir", default=str(ROOT / "reports"))
     ap.add_argument("--name", default="robustness", help="the report's name: <out-dir>/<name>.md and .json")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a param for every run, e.g. --set train.ema_decay=0 (repeatable)")
     ap.add_argument("--fresh", action="store_true", help="remove this benchmark's own runs in --work first")
     ap.add_argument("--smoke", action="store_true", help="tiny archive, one seed and path, in a temporary folder")
     a = ap.parse_args(argv)
-    params = yaml.safe_load(Path(a.params).read_text())
+    params = apply_overrides(yaml.safe_load(Path(a.params).read_text()),
+                             {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in a.sets)})
     tmp = None
     if a.smoke:
         params, a.seeds, a.paths = smoke_params(params), a.seeds[:1], a.paths[:1]
@@ -230,7 +235,7 @@ def main(argv=None):
                 print(f"{r['name']}: CSI@35 {' / '.join(f'{c:.3f}' for c in r['csi'][35])}, kept epochs {r['kept_epochs']}", flush=True)
         summary = summarise(runs, baselines)
         meta = {"command": shown_command(argv if argv is not None else sys.argv[1:]),
-                "params": Path(a.params).name, "recipe": recipe(params), "baselines": list(baselines),
+                "params": Path(a.params).name, "overrides": a.sets, "recipe": recipe(params), "baselines": list(baselines),
                 "cpu": cpu_name(), "cores": os.cpu_count(), "torch": __import__("torch").__version__, "seeds": a.seeds,
                 "paths": paths}
         out_dir.mkdir(parents=True, exist_ok=True)
