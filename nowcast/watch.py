@@ -301,16 +301,32 @@ def save_state(out_dir, # the forecast folder
     state = {"last_issue_time": str(np.datetime64(issue_time, "s")), **extra}
     _replace_text(Path(out_dir) / STATE, json.dumps(state, indent=1, default=str))
 
-def lock_folder(out_dir # the forecast folder
+def _alive(pid: str) -> bool:
+    "Whether the process `pid` (as the lock file holds it) still runs; unknown counts as running."
+    try: os.kill(int(pid), 0)
+    except (ValueError, PermissionError): return True
+    except ProcessLookupError: return False
+    return True
+
+def lock_folder(out_dir, # the forecast folder
+                wait_s: float = 15.0, # how long to wait out the reader processes of a service that was killed
                ):
     "Hold the folder's lock for this process (an open file); a second service on the folder gets a RuntimeError."
     path = Path(out_dir) / LOCK
     path.touch()
     f = open(path)  # read-only: no file open for writing stays on the forecast disk (it can be remounted read-only)
-    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = f.read().strip(); f.close()
-        raise RuntimeError(f"{out_dir}: another nowcast watch writes forecasts here (pid {holder or '?'}; lock {path})")
+    deadline = time.monotonic() + wait_s
+    while True:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB); break
+        except OSError:
+            holder = f.read().strip(); f.seek(0)
+            # a service killed with kill -9 leaves its reader processes holding the lock (forked, they share it)
+            # until they notice, within a second or a read: wait for them, not for a live service
+            if _alive(holder) or time.monotonic() >= deadline:
+                f.close()
+                gone = "" if _alive(holder) else f"; pid {holder} has stopped but processes it started still hold the lock"
+                raise RuntimeError(f"{out_dir}: another nowcast watch writes forecasts here (pid {holder or '?'}; lock {path}{gone})")
+            time.sleep(0.2)
     with suppress(OSError): path.write_text(str(os.getpid()))  # (whose lock: for the message above)
     return f
 
