@@ -202,8 +202,6 @@ def backward(loss: torch.Tensor, # a micro-batch's loss
     scaled = loss * scale
     (scaler.scale(scaled) if scaler is not None else scaled).backward()
 
-_forward_loss, _backward = forward_loss, backward   # the names `fit` uses
-
 # %% ../nbs/05_train.ipynb #f609837a
 def apply_channels_last(model: nn.Module) -> nn.Module:
     "Convert the model's convolution weights to channels-last (3-D for Conv3d models, 2-D otherwise)."
@@ -578,7 +576,7 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
                 last_in_window = b + 1 - win_start == window
                 no_sync = net.no_sync() if (world > 1 and not last_in_window) else contextlib.nullcontext()
                 with no_sync:
-                    loss, parts = _forward_loss(net, batch, loss_fn, autocast_dtype=run.autocast_dtype, device=device,
+                    loss, parts = forward_loss(net, batch, loss_fn, autocast_dtype=run.autocast_dtype, device=device,
                                                 channels_last=run.channels_last, table=table)
                     # agree across ranks before backward: DDP's gradient hooks need every rank to backpropagate
                     bad = _all_reduce_flags([int(not torch.isfinite(loss.detach()))], device)[0]
@@ -587,7 +585,7 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
                                                  f"batch {b}, step {state['step']} (train.nan_policy: error)")
                     if bad: state["skipped"] += 1; elog.skipped_epoch += 1
                     else:
-                        _backward(loss, 1.0 / window, scaler if run.use_scaler else None)
+                        backward(loss, 1.0 / window, scaler if run.use_scaler else None)
                         contributed += 1
                         elog.add({"loss": loss.item(), **parts}, len(batch[0]))
                 state["batch"] = b + 1; elog.samples += len(batch[0]) * world

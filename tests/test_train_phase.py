@@ -122,8 +122,8 @@ def test_channels_last_same_loss(tiny_params):
     loss_fn = train._phase_loss(tiny_params, "phase1", ds.cache.norm)
     batch = [torch.stack(t) for t in zip(ds[0], ds[1])]
     with torch.no_grad():
-        ref = train._forward_loss(model, batch, loss_fn)[0]
-        cl = train._forward_loss(train.apply_channels_last(model), batch, loss_fn, channels_last=True)[0]
+        ref = train.forward_loss(model, batch, loss_fn)[0]
+        cl = train.forward_loss(train.apply_channels_last(model), batch, loss_fn, channels_last=True)[0]
     torch.testing.assert_close(cl, ref, rtol=1e-4, atol=1e-5)
 
 
