@@ -23,7 +23,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _smoke import shown_command, write_reports  # noqa: E402
 from nowcast.report import recipe  # noqa: E402   the key the run summary finds this benchmark by
 from nowcast.train import apply_overrides  # noqa: E402
 THRESHOLDS = (35, 40, 20)
@@ -181,17 +183,6 @@ def render(meta: dict, summary: dict, runs: list) -> str:
     return "\n".join(md) + "\n"
 
 
-def shown_command(argv: list) -> str:
-    "The command as a user would type it: where the files went (--work, --out-dir) is not part of what was measured."
-    shown, skip = [], False
-    for arg in argv:
-        if skip: skip = False; continue
-        if arg in ("--work", "--out-dir"): skip = True; continue
-        if arg.startswith(("--work=", "--out-dir=")): continue
-        shown.append(arg if not arg.startswith("/") else Path(arg).name)
-    return " ".join(["python benchmarks/bench_robustness.py", *shown])
-
-
 def cpu_name() -> str:
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -234,17 +225,13 @@ def main(argv=None):
                 r = runs[-1]
                 print(f"{r['name']}: CSI@35 {' / '.join(f'{c:.3f}' for c in r['csi'][35])}, kept epochs {r['kept_epochs']}", flush=True)
         summary = summarise(runs, baselines)
-        meta = {"command": shown_command(argv if argv is not None else sys.argv[1:]),
+        meta = {"command": shown_command("bench_robustness.py", argv),
                 "params": Path(a.params).name, "overrides": a.sets, "recipe": recipe(params), "baselines": list(baselines),
                 "cpu": cpu_name(), "cores": os.cpu_count(), "torch": __import__("torch").__version__, "seeds": a.seeds,
                 "paths": paths}
-        out_dir.mkdir(parents=True, exist_ok=True)
         text = render(meta, summary, runs)
-        for name, body in ((f"{a.name}.md", text),
-                           (f"{a.name}.json", json.dumps({"meta": meta, "runs": runs, "baselines": baselines,
-                                                           "summary": {str(t): v for t, v in summary.items()}}, indent=1))):
-            tmp_path = out_dir / f".{name}.tmp"
-            tmp_path.write_text(body); tmp_path.replace(out_dir / name)
+        write_reports(out_dir, {f"{a.name}.md": text, f"{a.name}.json": json.dumps(
+            {"meta": meta, "runs": runs, "baselines": baselines, "summary": {str(t): v for t, v in summary.items()}}, indent=1)})
         print(text)
     finally:
         if tmp: shutil.rmtree(tmp, ignore_errors=True)

@@ -136,8 +136,8 @@ def sprog(
     out = np.full((n_out,) + x.shape[1:], np.float32(no_echo_dbz))
     for z in range(x.shape[1]):
         level = x[-(order + 1):, z]
-        if not (level >= echo_dbz).any():
-            continue  # no echo on this level: it stays empty
+        if (level[-1] >= echo_dbz).sum() < 2:
+            continue  # under two echo pixels in the last scan: it stays empty (pysteps' wet-area mask fails on one)
         dbr = np.where(level >= echo_dbz, _to_dbr(level), _to_dbr(no_echo_dbz))
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # S-PROG prints its settings and progress

@@ -18,8 +18,8 @@ from torch.utils.checkpoint import checkpoint
 
 # %% auto #0
 __all__ = ['MODELS', 'pad_grid', 'ConvLSTMCell', 'ConvLSTM', 'ConvLSTM3DCell', 'ConvLSTM3D_Enhanced', 'advect', 'trajectories',
-           'advect_power', 'gaussian_blur', 'dense_lk_motion', 'AdvectionNet', 'get_model', 'model_config',
-           'count_parameters', 'describe', 'activation_bytes']
+           'advect_power', 'gaussian_blur', 'dense_lk_motion', 'LeadEvolution', 'AdvectionNet', 'get_model',
+           'model_config', 'count_parameters', 'describe', 'activation_bytes']
 
 # %% ../nbs/03_models.ipynb #7d47dd07
 def _as_strides(downsample, n_stages: int) -> list[int]:
@@ -425,6 +425,25 @@ def _block2d(cin: int, cout: int, groups: int, stride: int = 1) -> nn.Module:
                          nn.GroupNorm(_groups(cout, groups), cout), nn.LeakyReLU(0.2))
 
 
+class LeadEvolution(nn.Module):
+    "Per lead, a learned isotropic filter (the field plus weighted differences of Gaussian blurs) and a learned offset."
+    SIGMAS = (1.0, 2.0, 4.0)  # blur widths, pixels
+
+    def __init__(self, n_out: int):
+        super().__init__()
+        self.smooth = nn.Parameter(torch.zeros(n_out, len(self.SIGMAS)))  # weight of (blur_j - field) per lead: 0 keeps it
+        self.offset = nn.Parameter(torch.zeros(n_out))  # added per lead, normalised units (0: none)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        "`x` `[B, n_out, Z, H, W]` -> the same shape: x + sum_j w_j (G_j * x - x) + b, per lead (edges replicated)."
+        b, n, z, h, w = x.shape
+        flat = x.reshape(b, n * z, h, w)
+        out = x + self.offset.to(x.dtype).view(1, n, 1, 1, 1)
+        for j, s in enumerate(self.SIGMAS):
+            out = out + self.smooth[:, j].to(x.dtype).view(1, n, 1, 1, 1) * (gaussian_blur(flat, s).reshape(x.shape) - x)
+        return out
+
+
 class AdvectionNet(nn.Module):
     "Moves the last scan with a learned motion field (semi-Lagrangian) and adds a learned growth/decay."
     def __init__(self,
@@ -443,6 +462,7 @@ class AdvectionNet(nn.Module):
                  lk_floor_dbz: float | None = None,  # motion_prior "lk": echo below this (dBZ) does not steer the motion; None: all echo
                  dbz_range: Sequence[float] = (-10.0, 70.0),  # the dBZ that inputs 0 and 1 stand for (the cache's normalisation)
                  advect_space: str = "dbz",  # what moving averages between pixels: "dbz", or "linear_z" (reflectivity, `advect_power`)
+                 evolution: bool = False,  # learn, per lead, how the moved field smooths and strengthens or weakens (`LeadEvolution`)
                 ):
         super().__init__()
         hidden = [int(h) for h in hidden]
@@ -466,7 +486,7 @@ class AdvectionNet(nn.Module):
                            downsample=downsample if isinstance(downsample, int) else list(downsample),
                            channels_last=channels_last, motion_prior=motion_prior, growth=self.growth,
                            lk_levels=self.lk_levels, lk_sigma=self.lk_sigma, lk_floor_dbz=self.lk_floor_dbz,
-                           dbz_range=[lo, hi], advect_space=advect_space)
+                           dbz_range=[lo, hi], advect_space=advect_space, evolution=bool(evolution))
         self.n_levels, self.n_in, self.n_out, self.channels_last = n_levels, n_in, n_out, channels_last
         self.strides = _as_strides(downsample, len(hidden))
         self.divisor = math.prod(self.strides)
@@ -484,6 +504,7 @@ class AdvectionNet(nn.Module):
             nn.init.zeros_(head.weight); nn.init.zeros_(head.bias)
         if not self.growth:   # the decoder and tendency head stay (one checkpoint layout) but are neither run nor trained
             for p in (*self.up.parameters(), *self.tendency.parameters()): p.requires_grad_(False)
+        self.evolution = LeadEvolution(n_out) if evolution else None   # only then in the checkpoint (older ones still load)
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
@@ -531,7 +552,8 @@ class AdvectionNet(nn.Module):
         d = trajectories(v, self.n_out)
         last = inputs[:, -1].float()
         move = advect if self.advect_space == "dbz" else partial(advect_power, dbz_range=self.config["dbz_range"])
-        return torch.stack([move(last + s[:, k].float(), d[:, k]) for k in range(self.n_out)], dim=1)
+        out = torch.stack([move(last + s[:, k].float(), d[:, k]) for k in range(self.n_out)], dim=1)
+        return out if self.evolution is None else self.evolution(out)
 
 # %% ../nbs/03_models.ipynb #c15262a4
 MODELS = {"ConvLSTM": ConvLSTM, "ConvLSTM3D_Enhanced": ConvLSTM3D_Enhanced, "AdvectionNet": AdvectionNet}

@@ -34,9 +34,9 @@ _log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['SOURCES', 'IMPORTERS', 'IMPORT_DEFAULTS', 'pysteps_io', 'pysteps_data_sources', 'RadarSource', 'source_spec',
-           'scan_time_of', 'find_source_files', 'import_hdf5_grid', 'get_importer', 'Conversion', 'averaging_factor',
-           'rain_to_dbz', 'target_path', 'import_scan', 'is_imported', 'import_source', 'import_radar',
-           'import_from_params', 'format_summary', 'cli_main']
+           'scan_time_of', 'find_source_files', 'import_hdf5_grid', 'get_importer', 'regrid_latlon', 'Conversion',
+           'averaging_factor', 'rain_to_dbz', 'target_path', 'import_scan', 'is_imported', 'import_source',
+           'import_radar', 'import_from_params', 'format_summary', 'cli_main']
 
 # %% ../nbs/01b_radar_import.ipynb #bffe582d
 def pysteps_io():
@@ -95,7 +95,7 @@ SOURCES = {  # pysteps' data_sources entries of the five sample sources, with ag
                                 "BoM Rainfields3, radar 66 (Brisbane, Mt Stapylton), 10-min rain depth"),
     "dpc": RadarSource("hdf5_grid", "radar/dpc/VMI", "%Y/%m/%d", "VMI_%Y%m%d%H%M%S", "h5", 5,
                        {"dataset": "radar_data", "projection": "+proj=longlat +datum=WGS84 +no_defs", "x1": 4.523392,
-                        "y1": 35.065086, "x2": 20.476608, "y2": 47.848989, "missing": [-9999.0], "threshold": 10.0},
+                        "y1": 35.065086, "x2": 20.476608, "y2": 47.848989, "missing": [-9999.0], "threshold": 10.0, "regrid_km": 1.0},
                        "Dipartimento della Protezione Civile (DPC), Italy",
                        "DPC national radar mosaic of Italy, VMI (vertical maximum of reflectivity)",
                        "DPC open data (CC BY-SA 4.0): cite the Dipartimento della Protezione Civile"),
@@ -191,6 +191,8 @@ def import_hdf5_grid(
     missing: tuple = (-9999.0,),  # values that mean not observed (NaN is, too)
     threshold: float = 0.0,  # the weakest value the source reports: anything below is observed, no echo
     accutime: float = 5.0,  # minutes a value stands for
+    regrid_km: float | None = None,  # a lat/lon grid: resample it (nearest pixel) onto square pixels of this size (km) in
+                                     # an azimuthal equidistant projection centred on the grid; None: as it is
 ) -> tuple:
     "pysteps' (field, quality, metadata) of a plain HDF5 array on the grid the source definition gives; NaN where missing."
     import h5py
@@ -199,10 +201,13 @@ def import_hdf5_grid(
     ny, nx = field.shape
     zero = float(threshold) - 5.0  # pysteps' zero value: 5 under the threshold
     field = np.where(np.isin(field, missing) | np.isnan(field), np.nan, np.where(field < threshold, zero, field))
-    return field, None, {"projection": projection, "x1": x1, "y1": y1, "x2": x2, "y2": y2, "xpixelsize": (x2 - x1) / nx,
-                         "ypixelsize": (y2 - y1) / ny, "cartesian_unit": cartesian_unit, "yorigin": yorigin, "unit": unit,
-                         "transform": "dB" if unit == "dBZ" else None, "accutime": float(accutime),
-                         "threshold": float(threshold), "zerovalue": zero}
+    md = {"projection": projection, "x1": x1, "y1": y1, "x2": x2, "y2": y2, "xpixelsize": (x2 - x1) / nx,
+          "ypixelsize": (y2 - y1) / ny, "cartesian_unit": cartesian_unit, "yorigin": yorigin, "unit": unit,
+          "transform": "dB" if unit == "dBZ" else None, "accutime": float(accutime),
+          "threshold": float(threshold), "zerovalue": zero}
+    if regrid_km:
+        field, md = regrid_latlon(field, md, float(regrid_km))
+    return field, None, md
 
 
 IMPORTERS = {"hdf5_grid": import_hdf5_grid}  # importers of our own, for formats pysteps has none for
@@ -219,6 +224,42 @@ def get_importer(
         return io_.get_method(name, "importer")
     except ValueError as err:
         raise ValueError(f"no importer {name!r}: not one of ours ({', '.join(IMPORTERS)}) nor pysteps' ({err})") from None
+
+
+def _flat_target(md: dict, pixel_km: float):
+    "The PROJ string, pixel centres (m) and lon/lat of a square-pixel azimuthal equidistant grid over a lat/lon grid's extent."
+    import pyproj
+    lon0, lat0 = (md["x1"] + md["x2"]) / 2, (md["y1"] + md["y2"]) / 2
+    proj = f"+proj=aeqd +lat_0={lat0:.4f} +lon_0={lon0:.4f} +R=6371000 +units=m +no_defs"  # TITAN's flat projection
+    to_xy = pyproj.Transformer.from_crs("EPSG:4326", proj, always_xy=True)
+    lon, lat = np.meshgrid(np.linspace(md["x1"], md["x2"], 50), np.linspace(md["y1"], md["y2"], 50))
+    x, y = to_xy.transform(lon, lat)   # the extent, from the edges and the inside of the source grid
+    d = pixel_km * 1000.0
+    xs = np.arange(np.floor(x.min() / d), np.ceil(x.max() / d)) * d + d / 2
+    ys = np.arange(np.ceil(y.max() / d), np.floor(y.min() / d), -1) * d - d / 2   # first row north
+    lon, lat = to_xy.transform(*np.meshgrid(xs, ys), direction="INVERSE")
+    return proj, xs, ys, lon, lat
+
+
+def regrid_latlon(
+    field: np.ndarray,  # [Y, X] on a regular lat/lon grid (pysteps metadata `md`), NaN where missing
+    md: dict,  # its pysteps metadata (cartesian_unit degrees)
+    pixel_km: float,  # the square pixel wanted
+) -> tuple:
+    "The field on square `pixel_km` pixels of an azimuthal equidistant projection (each takes the lat/lon pixel it falls in)."
+    proj, xs, ys, lon, lat = _flat_target(md, pixel_km)
+    ny, nx = field.shape
+    col = np.floor((lon - md["x1"]) / md["xpixelsize"]).astype(int)
+    row = np.floor(((md["y2"] - lat) if md["yorigin"] == "upper" else (lat - md["y1"])) / md["ypixelsize"]).astype(int)
+    inside = (col >= 0) & (col < nx) & (row >= 0) & (row < ny)
+    out = np.full(lon.shape, np.nan)
+    out[inside] = field[row[inside], col[inside]]
+    d = pixel_km * 1000.0
+    return out, {**md, "projection": proj, "cartesian_unit": "m", "yorigin": "upper", "xpixelsize": d, "ypixelsize": d,
+                 "x1": xs[0] - d / 2, "x2": xs[-1] + d / 2, "y1": ys[-1] - d / 2, "y2": ys[0] + d / 2,
+                 "regridded": f"resampled (nearest pixel) from {md['xpixelsize']:g} x {md['ypixelsize']:g} degree pixels "
+                              f"onto {pixel_km:g} km pixels of {proj}"}
+
 
 # %% ../nbs/01b_radar_import.ipynb #2137f8d7
 @dataclass(frozen=True)
@@ -338,7 +379,8 @@ def _file_attrs(path: Path, name: str, source: RadarSource, info: dict, metadata
         "comment": f"A composite: the one level at z = 0 km stands for the whole column (no height information). "
                    f"Reflectivity {how}; "
                    f"{below} below the source's threshold ({thr}) is no rain, written as {info['no_rain_dbz']:g} dBZ; "
-                   "pixels outside the radar coverage are missing (_FillValue)." + info.get("averaged", ""),
+                   "pixels outside the radar coverage are missing (_FillValue)." + info.get("averaged", "") +
+                   (f" Grid {metadata['regridded']}." if "regridded" in metadata else ""),
         "source_file": path.name, "source_quantity": quantity, "radar_source": name,
         **{k: v for k, v in info.items() if k != "source_unit"},
     }

@@ -14,7 +14,7 @@ from nowcast.radar_import import SOURCES, pysteps_io, rain_to_dbz, target_path
 from test_radar_import import _written, sample_folder
 
 NEW = {"knmi_dbz": 3, "bom_brisbane": 2, "dpc": 2}  # files per record, consecutive, mid-record
-PROJECTION = {"knmi_dbz": "polar_stereographic", "bom_brisbane": "albers_conical_equal_area", "dpc": "latitude_longitude"}
+PROJECTION = {"knmi_dbz": "polar_stereographic", "bom_brisbane": "albers_conical_equal_area", "dpc": "azimuthal_equidistant"}
 CADENCE_S = {"knmi_dbz": 300.0, "bom_brisbane": 600.0, "dpc": 300.0}
 NO_RAIN = -20.0
 
@@ -42,8 +42,7 @@ def test_every_file_is_imported_on_its_grid_at_its_cadence(imported):
         assert r["first_time"] == str(imported["picked"][name][0][0]) and r["last_time"] == str(imported["picked"][name][-1][0])
     assert (rep["knmi_dbz"]["grid_shape"], rep["knmi_dbz"]["pixel"], rep["knmi_dbz"]["pixel_units"]) == ([765, 700], [1.0, 1.0], "km")
     assert (rep["bom_brisbane"]["grid_shape"], rep["bom_brisbane"]["pixel"]) == ([256, 256], [1.0, 1.0])  # 0.5 km averaged
-    assert rep["dpc"]["grid_shape"] == [1400, 1200] and rep["dpc"]["pixel_units"] == "degrees_east"
-    assert rep["dpc"]["pixel"] == pytest.approx([0.013294, 0.009131], abs=1e-6)
+    assert (rep["dpc"]["grid_shape"], rep["dpc"]["pixel"], rep["dpc"]["pixel_units"]) == ([1451, 1454], [1.0, 1.0], "km")
 
 
 def test_knmi_reflectivity_is_written_as_knmi_gives_it(imported):
@@ -83,25 +82,42 @@ def test_bom_brisbane_is_averaged_to_the_models_1_km(imported):
         assert tb == [tt - 600, tt] and attrs["pixel_km"] == 1.0 and "Averaged from 0.5 km" in attrs["comment"]
 
 
-def test_dpc_mosaic_on_the_readme_grid(imported):
-    "-9999 and NaN are missing, -9998 no echo, the rest dBZ as stored; rows north up on the lat/lon grid."
+def test_dpc_mosaic_from_the_readme_grid_onto_1_km(imported):
+    "-9999 and NaN are missing, -9998 no echo, the rest dBZ as stored; each 1 km pixel holds the lat/lon pixel it lies in."
+    import pyproj
     for t, f in imported["picked"]["dpc"]:
         with h5py.File(f) as h:
             raw = h["radar_data"][...].astype(np.float64)
         missing = (raw == -9999) | np.isnan(raw)
-        dbz, attrs, gm, tb, tt, y = _written(target_path(imported["out"], "dpc", t))
-        north_first = dbz[::-1]
-        np.testing.assert_array_equal(np.isnan(north_first), missing)
         assert 0.45 < missing.mean() < 0.6
-        assert set(np.unique(north_first[raw == -9998])) == {NO_RAIN}
-        echo = ~missing & (raw >= 10)
-        np.testing.assert_allclose(north_first[echo], raw[echo], atol=0.006)
-        assert 10 <= north_first[echo].min() and north_first[echo].max() < 70 and (north_first[echo] >= 35).any()
+        dbz, attrs, gm, tb, tt, y = _written(target_path(imported["out"], "dpc", t))
         with netCDF4.Dataset(target_path(imported["out"], "dpc", t)) as ds:
             x = ds["x0"][:].data
-        assert x[0] == pytest.approx(4.523392 + 0.013294 / 2, abs=1e-5) and x[-1] == pytest.approx(20.476608 - 0.013294 / 2, abs=1e-5)
-        assert y[0] == pytest.approx(35.065086 + 0.009131 / 2, abs=1e-5) and y[-1] == pytest.approx(47.848989 - 0.009131 / 2, abs=1e-5)
-        assert gm["grid_mapping_name"] == "latitude_longitude" and tb is None
+        assert gm["grid_mapping_name"] == "azimuthal_equidistant" and gm["earth_radius"] == 6371000.0 and tb is None  # TITAN's
+        assert np.diff(x) == pytest.approx(1.0) and np.diff(y) == pytest.approx(1.0)
+        crs = pyproj.CRS.from_cf({k: v for k, v in gm.items() if not k.startswith("_")})
+        to_lonlat = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+        rng = np.random.default_rng(0)
+        iy, ix = rng.integers(0, len(y), 20000), rng.integers(0, len(x), 20000)
+        lon, lat = to_lonlat.transform(x[ix] * 1000.0, y[iy] * 1000.0)
+        fc = (lon - 4.523392) / ((20.476608 - 4.523392) / 1200)   # the README's grid: 1200 columns, 1400 rows, first row north
+        fr = (47.848989 - lat) / ((47.848989 - 35.065086) / 1400)
+        col, row = np.floor(fc).astype(int), np.floor(fr).astype(int)
+        clear = (np.abs(fc - np.round(fc)) > 0.01) & (np.abs(fr - np.round(fr)) > 0.01)  # not on a pixel's edge (rounding)
+        iy, ix, lon, col, row = iy[clear], ix[clear], lon[clear], col[clear], row[clear]
+        inside = (col >= 0) & (col < 1200) & (row >= 0) & (row < 1400)
+        got = dbz[iy, ix]
+        assert np.isnan(got[~inside]).all()
+        src = raw[row[inside], col[inside]]
+        src_missing = missing[row[inside], col[inside]]
+        g = got[inside]
+        same = np.isnan(g) == src_missing   # a point metres from a pixel edge may fall either side (PROJ round trip)
+        assert same.mean() > 0.999, same.mean()
+        echo = same & ~src_missing & (src >= 10)
+        assert (np.abs(g[echo] - src[echo]) < 0.006).mean() > 0.999
+        assert (g[same & (src == -9998)] == NO_RAIN).mean() > 0.999
+        assert (dbz[~np.isnan(dbz)] >= 35).any()
+        assert "1 km pixels of +proj=aeqd" in attrs["comment"]
         assert "Protezione Civile" in attrs["institution"] and attrs["source_file"] == f.name
 
 
@@ -117,3 +133,45 @@ def test_rerun_keeps_and_a_new_pixel_reimports(imported, tmp_path):
     assert cli.main(["import", "--params", str(p), "--report", str(tmp_path / "r.json")]) == 0
     r = json.loads((tmp_path / "r.json").read_text())["sources"]["bom_brisbane"]
     assert (r["imported"], r["replaced"], r["grid_shape"], r["pixel"]) == (2, 2, [512, 512], [0.5, 0.5])
+
+
+CADENCE_SAMPLE = {"knmi_dbz": 22, "bom_brisbane": 11}  # 22 scans at 5 min, 11 at 10 min: one window of 4 + 7 each at 10 min
+
+
+@pytest.fixture(scope="module")
+def cadence_archive(tmp_path_factory):
+    "A 5-minute and a 10-minute record imported with params-real.yaml's own import and prepare settings."
+    from pathlib import Path
+    src, out, rpt, picked = sample_folder(tmp_path_factory, CADENCE_SAMPLE)
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params-real.yaml").read_text())
+    params["radar_import"].update(source_dir=str(src), out_dir=str(out), sources=list(CADENCE_SAMPLE))
+    params["data"]["raw_dir"] = str(out)
+    params["prepare"].update(split={"train": 1.0}, cache_dir=str(out.parent / "cache"))
+    p = out.parent / "params-real.yaml"
+    p.write_text(yaml.safe_dump(params))
+    assert cli.main(["import", "--params", str(p), "--report", str(rpt)]) == 0
+    return {"params": params, "path": p}
+
+
+def _radars(params: dict, path, **prepare) -> dict:
+    "prepare with `prepare` overrides; {radar: its line of the report}."
+    params = {**params, "prepare": {**params["prepare"], **prepare}}
+    path.write_text(yaml.safe_dump(params))
+    assert cli.main(["prepare", "--params", str(path), "--report", str(path.parent / "prepare.json")]) == 0
+    index = json.loads((path.parent / "cache" / "index.json").read_text())
+    return {r["name"]: r for r in index["report"]["radars"]}
+
+
+def test_the_real_model_steps_5_minutes_and_skips_brisbanes_10(cadence_archive):
+    "The cadence choice of the README: params-real.yaml's model forecasts 5-minute steps; the 10-minute day is counted, not mixed in."
+    assert cadence_archive["params"]["prepare"]["time_step_s"] == 300
+    radars = _radars(cadence_archive["params"], cadence_archive["path"])
+    assert radars["knmi_dbz"]["windows"]["train"] == 22 - 11 + 1 and radars["knmi_dbz"]["every"] == [1]
+    assert radars["bom_brisbane"]["windows"]["train"] == 0 and radars["bom_brisbane"]["skipped"] == {"cadence": 11}
+
+
+def test_a_10_minute_model_takes_both(cadence_archive):
+    "The alternative the README weighs: at a 10-minute step the Brisbane day is used and KNMI is taken every other scan."
+    radars = _radars(cadence_archive["params"], cadence_archive["path"], time_step_s=600, max_gap_s=900)
+    assert radars["bom_brisbane"]["windows"]["train"] == 1 and radars["bom_brisbane"]["every"] == [1]
+    assert radars["knmi_dbz"]["windows"]["train"] == 22 - 21 + 1 and radars["knmi_dbz"]["every"] == [2]  # every other scan
