@@ -14,7 +14,6 @@ targets: what a model learns cores from). Writes `reports/cadence.md` and `.json
 import argparse, copy, json, shutil, sys, tempfile
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +24,6 @@ from _smoke import shown_command, write_reports  # noqa: E402
 from bench_robustness import nowcast, smoke_params  # noqa: E402
 from nowcast.data import load_cache  # noqa: E402
 from nowcast.evaluate import read_window  # noqa: E402
-from nowcast.train import apply_overrides  # noqa: E402
 
 CORES = (35, 40)
 

@@ -19,7 +19,7 @@ overlapping windows. Writes
 
 `--smoke` runs the same steps on a tiny synthetic archive in a temporary folder and writes nothing under reports/.
 """
-import argparse, copy, json, math, os, shutil, statistics, sys, tempfile, time
+import argparse, copy, json, math, os, shutil, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np
