@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from .io import atomic_write
+from .write import atomic_write
 
 # %% auto #0
 __all__ = ['OUR_FOLDERS', 'NOTE', 'our_folders', 'archive_places_error', 'archive_kind', 'write_note', 'build_archive',

@@ -15,7 +15,7 @@ COMMANDS = {
     "archive": ("nowcast.archive", "the first stage: build the synthetic archive, import real radar, or use your folder"),
     "synth": ("nowcast.synthetic", "build the embedded synthetic archive"),
     "import": ("nowcast.radar_import", "turn national radar composites (pysteps formats) into the archive"),
-    "prepare": ("nowcast.data", "check the scans, pool them and write the window cache"),
+    "prepare": ("nowcast.prepare", "check the scans, pool them and write the window cache"),
     "train": ("nowcast.train", "train one curriculum phase"),
     "evaluate": ("nowcast.evaluate", "score the model and the baselines on the test events"),
     "predict": ("nowcast.predict", "forecast from the latest scans and write TITAN NetCDF"),

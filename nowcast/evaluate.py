@@ -25,9 +25,9 @@ import yaml
 
 from .baselines import METHOD_LABELS, get_method
 from .cells import cell_measures, core_survival, move_or_grow_words
-from .data import load_cache
+from .cache import load_cache
 from .inference import Forecaster, load_model
-from .io import atomic_write
+from .write import atomic_write
 from .verification import Scoreboard
 
 _log = logging.getLogger(__name__)
@@ -455,7 +455,7 @@ def evaluation_params(params: dict,  # the whole params dict (data.raw_dir, prep
         return params   # the cache holds it, or nothing to prepare from: evaluate says what is missing
     own = _own_cache(params, reports_dir)
     if own is not params and cache_mismatch(own) is None: return own   # prepared by an earlier evaluation
-    from nowcast.data import prepare_from_params
+    from nowcast.prepare import prepare_from_params
     _log.info("evaluate: %s; preparing %s in %s first", why, raw, (own.get("prepare") or {}).get("cache_dir", "cache"))
     report = prepare_from_params(own)
     if reports_dir is not None:

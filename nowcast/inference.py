@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import denormalize, normalize
+from .codes import denormalize, normalize
 
 # %% auto #0
 __all__ = ['resolve_device', 'amp_policy', 'precision_name', 'autocast_dtype', 'load_checkpoint', 'load_model', 'Forecaster']

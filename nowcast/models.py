@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .codes import normalize
+
 # %% auto #0
 __all__ = ['MODELS', 'pad_grid', 'ConvLSTMCell', 'ConvLSTM', 'ConvLSTM3DCell', 'ConvLSTM3D_Enhanced', 'advect', 'trajectories',
            'advect_power', 'gaussian_blur', 'dense_lk_motion', 'LeadEvolution', 'AdvectionNet', 'get_model',
@@ -480,7 +482,6 @@ class AdvectionNet(nn.Module):
         if not hi > lo: raise ValueError(f"AdvectionNet: dbz_range must be [low, high] with high > low, not {dbz_range!r}")
         self.lk_floor_dbz, self.lk_floor = None if lk_floor_dbz is None else float(lk_floor_dbz), None
         if self.lk_floor_dbz is not None:   # the floor in the inputs' normalised units: the echo above it steers the motion
-            from nowcast.data import normalize   # here: the data module (and its NetCDF readers) only when a floor is set
             self.lk_floor = float(normalize(self.lk_floor_dbz, lo, hi))
         self.config = dict(n_levels=n_levels, n_in=n_in, n_out=n_out, hidden=hidden, kernel=kernel, groups=groups,
                            downsample=downsample if isinstance(downsample, int) else list(downsample),

@@ -18,9 +18,12 @@ import torch.nn.functional as F
 import yaml
 
 import nowcast
-from .io import Grid, Scan, ScanError, atomic_write, azimuthal_equidistant, write_grid_netcdf
-from .io import read_options, read_scan_times, read_scans
-from .data import dequantize, find_scans, normalize, pool_scan, quantize
+from .grids import Grid, azimuthal_equidistant
+from .scan import Scan, ScanError
+from .write import atomic_write, write_grid_netcdf
+from .readers import read_options, read_scan_times, read_scans
+from .codes import dequantize, normalize, pool_scan, quantize
+from .events import find_scans
 from .inference import Forecaster, autocast_dtype, precision_name, resolve_device
 
 # %% auto #0
@@ -327,7 +330,7 @@ def predict_test_events(params: dict, # the whole params dict (`prepare`, `predi
                         device: torch.device | str | None = None, # default: params train.device ("auto")
                        ) -> dict:
     "Forecasts for the last windows of each test event, from raw scans; writes and returns the report."
-    from nowcast.data import load_cache
+    from nowcast.cache import load_cache
     pr = params.get("predict", {})
     out_dir = Path(out_dir or pr.get("out_dir", "forecasts"))
     max_forecasts, upsample = int(pr.get("max_forecasts", 3)), bool(pr.get("upsample", True))

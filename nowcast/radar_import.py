@@ -26,9 +26,12 @@ import netCDF4
 import numpy as np
 import yaml
 
-from .data import Skips, pool_scan
+from .codes import pool_scan
+from .events import Skips
 from .grids import GridError, grid_from_pysteps, rows_south_first
-from .io import DBZ_RANGE, ScanError, atomic_write, read_many, write_grid_netcdf
+from .readers import read_many
+from .scan import DBZ_RANGE, ScanError
+from .write import atomic_write, write_grid_netcdf
 
 _log = logging.getLogger(__name__)
 

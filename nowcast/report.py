@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from .cells import move_or_grow_words
-from .io import atomic_write
+from .write import atomic_write
 
 # %% auto #0
 __all__ = ['PHASES', 'RECIPE_KEYS', 'data_section', 'radar_lines', 'training_section', 'kept_checkpoint', 'recipe',

@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .io import NO_ECHO_DBZ, Grid, atomic_write, azimuthal_equidistant, write_grid_netcdf
+from .grids import Grid, azimuthal_equidistant
+from .scan import NO_ECHO_DBZ
+from .write import atomic_write, write_grid_netcdf
 
 # %% auto #0
 __all__ = ['KINDS', 'MAX_ELEVATION_DEG', 'BLOCKED_AZIMUTH_DEG', 'NOT_BUILT', 'synth_grid', 'synth_event', 'archive_files',

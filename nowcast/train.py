@@ -27,7 +27,7 @@ __all__ = ['PhaseSchedule', 'rng_state', 'set_rng_state', 'save_checkpoint', 're
 
 # %% ../nbs/05_train.ipynb #8556828f
 from .inference import amp_policy, load_checkpoint, load_model, resolve_device
-from .io import atomic_write
+from .write import atomic_write
 
 # %% ../nbs/05_train.ipynb #10c69a7b
 class PhaseSchedule:
@@ -144,7 +144,7 @@ def phase_loader(dataset: Dataset, # yields (inputs, targets, valid)
                  num_workers: int = 0, # loader worker processes (persistent)
                 ) -> DataLoader:
     "A loader for a whole phase; call `loader.sampler.set_epoch(epoch, skip_windows)` before each pass."
-    from nowcast.data import make_loader
+    from nowcast.cache import make_loader
     return make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers, seed=seed,
                        sampler=EpochSampler(dataset, seed, shuffle=shuffle, rank=rank, world=world))
 
@@ -173,7 +173,7 @@ def _to_device(batch, device, channels_last, table=None):
     "Move a batch to the device; uint8 codes (`RadarWindows(as_codes=True)`) become normalised values there."
     x, y, valid = (t.to(device, non_blocking=True) for t in batch)
     if x.dtype == torch.uint8:
-        from nowcast.data import decode_codes
+        from nowcast.codes import decode_codes
         x, y = decode_codes(x, table), decode_codes(y, table)
     if channels_last and x.dim() == 5: x = x.contiguous(memory_format=torch.channels_last_3d)
     return x, y, valid
@@ -766,7 +766,7 @@ def _phase_model(params, cache):
 
 def _csi_counter(norm, threshold_dbz: float):
     "(pred, target, valid) normalised -> [n_out, 3] hits, misses, false alarms of the column maximum at the threshold."
-    from nowcast.data import denormalize
+    from nowcast.codes import denormalize
     from nowcast.verification import column_max, contingency_by_lead
     lo, hi = float(norm["dbz_min"]), float(norm["dbz_max"])
     def count(pred, target, valid):
@@ -805,7 +805,7 @@ def train_phase(params: dict, # the whole params dict (params.yaml)
                 on_step=None, # passed to `fit` (tests)
                ) -> dict:
     "Train one curriculum phase from the prepared cache; returns the summary (also in reports/{phase}_train.json)."
-    from nowcast.data import RadarWindows
+    from nowcast.cache import RadarWindows
     params = apply_overrides(params, overrides)
     _phase_number(phase)
     if phase not in params: raise ValueError(f"params has no {phase!r} section")
