@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _smoke import shown_command, write_reports  # noqa: E402
-from bench_robustness import nowcast, smoke_params  # noqa: E402
+from bench_robustness import nowcast, synthetic_smoke_params  # noqa: E402
 from nowcast.data import load_cache  # noqa: E402
 from nowcast.evaluate import read_window  # noqa: E402
 
@@ -96,9 +96,7 @@ def main(argv=None):
     params = yaml.safe_load(Path(a.params).read_text())
     tmp = None
     if a.smoke:
-        params = smoke_params(params)
-        params["data"]["raw_dir"] = params["synthetic"]["out_dir"]
-        params["prepare"].update(pool=1, pixel_km=None)
+        params = synthetic_smoke_params(params)
         params["synthetic"]["scans_per_event"] = 24
         tmp = tempfile.mkdtemp(prefix="nowcast-cadence-")
         work, out_dir = Path(tmp), Path(tmp) / "reports"

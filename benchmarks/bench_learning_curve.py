@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _smoke import shown_command, write_reports  # noqa: E402
-from bench_robustness import cpu_name, kept_epochs, nowcast, prepare, read_scores, smoke_params  # noqa: E402
+from bench_robustness import cpu_name, kept_epochs, nowcast, prepare, read_scores, synthetic_smoke_params  # noqa: E402
 from nowcast.data import load_cache  # noqa: E402
 from nowcast.evaluate import model_forecaster, read_window  # noqa: E402
 from nowcast.verification import column_max, contingency_by_lead  # noqa: E402
@@ -252,9 +252,7 @@ def main(argv=None):
                              {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in a.sets)})
     tmp = None
     if a.smoke:
-        params = smoke_params(params)
-        params["data"]["raw_dir"] = params["synthetic"]["out_dir"]
-        params["prepare"].update(pool=1, pixel_km=None, split={"train": 0.5, "val": 0.25, "test": 0.25})
+        params = synthetic_smoke_params(params, split={"train": 0.5, "val": 0.25, "test": 0.25})
         params["synthetic"]["events"] = {"advection": 2, "multicell": 2, "supercell": 2}
         params["evaluate"]["methods"] = ["persistence", "optical_flow"]
         a.fractions, a.boot = [0.5, 1.0], 20

@@ -67,6 +67,15 @@ def smoke_params(params: dict) -> dict:
     return p
 
 
+def synthetic_smoke_params(params: dict, **prepare) -> dict:
+    """`smoke_params` on the synthetic archive whatever archive `params` names (a real-radar file too): its pixel kept
+    (`pixel_km` None, `pool` 1); `prepare` overrides more of `prepare:` (e.g. `split`)."""
+    p = smoke_params(params)
+    p["data"]["raw_dir"] = p["synthetic"]["out_dir"]
+    p["prepare"].update(pool=1, pixel_km=None, **prepare)
+    return p
+
+
 def read_scores(path: Path) -> dict:
     "{method: {threshold: [CSI per lead]}} of the column maximum from an evaluation's scores.csv."
     out = {}

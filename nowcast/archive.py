@@ -15,13 +15,13 @@ from pathlib import Path
 import yaml
 
 from .write import atomic_write
+from .synthetic import OUR_FOLDERS, archive_places_error
+from .synthetic import cli_main as synth
 
 # %% auto #0
-__all__ = ['OUR_FOLDERS', 'NOTE', 'our_folders', 'archive_places_error', 'archive_kind', 'write_note', 'build_archive',
-           'cli_main']
+__all__ = ['NOTE', 'our_folders', 'archive_kind', 'write_note', 'build_archive', 'cli_main']
 
 # %% ../nbs/01c_archive.ipynb #ad7f27a5
-OUR_FOLDERS = {"synthetic.out_dir": "nowcast-data/synthetic", "radar_import.out_dir": "nowcast-data/real-radar"}  # the defaults
 NOTE = "NOT_BUILT.txt"  # what the folder not in use holds
 
 # %% ../nbs/01c_archive.ipynb #20716cf4
@@ -31,25 +31,6 @@ def our_folders(params: dict  # the whole params dict
     syn, imp = params.get("synthetic", {}) or {}, params.get("radar_import", {}) or {}
     return {"synthetic.out_dir": Path(syn.get("out_dir", OUR_FOLDERS["synthetic.out_dir"])),
             "radar_import.out_dir": Path(imp.get("out_dir", OUR_FOLDERS["radar_import.out_dir"]))}
-
-def _inside(a: Path, b: Path) -> bool:
-    "True when `a` lies inside `b` (not equal)."
-    a, b = a.resolve(), b.resolve()
-    return a != b and b in a.parents
-
-def archive_places_error(raw_dir,  # data.raw_dir
-                         ours: dict,  # param name -> folder the pipeline writes (`our_folders`)
-                        ) -> str | None:
-    "Why `data.raw_dir` cannot be used with the pipeline's own folders (one inside the other), or None."
-    raw = Path(raw_dir)
-    for name, folder in ours.items():
-        if _inside(raw, Path(folder)):
-            return (f"data.raw_dir {raw} lies inside {folder} ({name}), a folder the pipeline rebuilds: your scans there "
-                    f"would be replaced. Move them out (e.g. to datasets/mine) and set data.raw_dir to that folder")
-        if _inside(Path(folder), raw):
-            return (f"{name} {folder} lies inside data.raw_dir {raw}: the pipeline would write into your archive and "
-                    f"train on its own files. Set {name} to a folder outside {raw} (the default is {OUR_FOLDERS[name]})")
-    return None
 
 # %% ../nbs/01c_archive.ipynb #f9ea26b2
 def archive_kind(params: dict  # the whole params dict
@@ -84,7 +65,6 @@ def build_archive(params_path,  # the params file (data.raw_dir, synthetic:, rad
         return 2
     kind = archive_kind(params)
     if kind == "synthetic":
-        from nowcast.synthetic import cli_main as synth
         stamp, made_with = _stamp(ours["synthetic.out_dir"]), json.dumps(params.get("synthetic", {}), sort_keys=True)
         stale = ours["synthetic.out_dir"].is_dir() and (not stamp.exists() or stamp.read_text() != made_with)
         rc = synth(["--params", str(params_path)] + (["--force"] if stale else []))   # other params: build it again

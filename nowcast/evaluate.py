@@ -24,7 +24,7 @@ import torch
 import yaml
 
 from .baselines import METHOD_LABELS, get_method
-from .cells import cell_measures, core_survival, move_or_grow_words
+from .cells import MOTION_BASELINE, cell_measures, core_survival, move_or_grow_words, reference_words
 from .cache import load_cache
 from .inference import Forecaster, load_model
 from .write import atomic_write
@@ -392,7 +392,7 @@ def summarize(
 
 # %% ../nbs/09_evaluate.ipynb #7b66da6b
 def move_or_grow(
-    res: Result,  # from `evaluate`, with a "model" (and ideally "persistence") method
+    res: Result,  # from `evaluate`, with a "model" (and ideally "persistence" and "optical_flow") method
     method: str = "model",  # the method described
 ) -> str:
     "One sentence: at the last lead with matched cells, do the method's storms move, or stay and grow?"
@@ -400,13 +400,13 @@ def move_or_grow(
     if c.empty:
         return f"{method}: no forecast cell matches an observed one, so whether its storms move cannot be told."
     last = c.iloc[-1]
-    p = res.cells[(res.cells.method == "persistence") & (res.cells.lead_min == last.lead_min)].displacement_km
-    ref = float(p.iloc[0]) if len(p) and np.isfinite(p.iloc[0]) else None
-    verdict, size = move_or_grow_words(last.displacement_km, ref, last.area_ratio)
-    where = (f"{last.displacement_km:.1f} km from the observed cells"
-             + (f" (persistence: {ref:.1f} km)" if ref is not None else ""))
-    return (f"At t+{last.lead_min:g} min the {method}'s cells are {where}, area ratio {last.area_ratio:.2f}: "
-            f"its storms {verdict} and {size}.")
+    def ref(m):  # another method's distance at that lead (None: not scored, or no matched cell)
+        r = res.cells[(res.cells.method == m) & (res.cells.lead_min == last.lead_min)].displacement_km
+        return float(r.iloc[0]) if len(r) and np.isfinite(r.iloc[0]) else None
+    pers, motion = ref("persistence"), ref(MOTION_BASELINE)
+    verdict, size = move_or_grow_words(last.displacement_km, pers, last.area_ratio, motion)
+    return (f"At t+{last.lead_min:g} min the {method}'s cells are {last.displacement_km:.1f} km from the observed cells"
+            f"{reference_words(pers, motion)}, area ratio {last.area_ratio:.2f}: its storms {verdict} and {size}.")
 
 # %% ../nbs/09_evaluate.ipynb #444da9bb
 def _parser():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import io as _stdio
 import json
 import logging
@@ -37,9 +38,9 @@ _log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['SOURCES', 'IMPORTERS', 'IMPORT_DEFAULTS', 'pysteps_io', 'pysteps_data_sources', 'RadarSource', 'source_spec',
-           'scan_time_of', 'find_source_files', 'import_hdf5_grid', 'get_importer', 'regrid_latlon', 'Conversion',
-           'averaging_factor', 'rain_to_dbz', 'target_path', 'import_scan', 'is_imported', 'import_source',
-           'import_radar', 'import_from_params', 'format_summary', 'cli_main']
+           'scan_time_of', 'find_source_files', 'import_hdf5_grid', 'get_importer', 'check_importer_kwargs',
+           'regrid_latlon', 'Conversion', 'averaging_factor', 'rain_to_dbz', 'target_path', 'import_scan',
+           'is_imported', 'import_source', 'import_radar', 'import_from_params', 'format_summary', 'cli_main']
 
 # %% ../nbs/01b_radar_import.ipynb #bffe582d
 def pysteps_io():
@@ -98,7 +99,8 @@ SOURCES = {  # pysteps' data_sources entries of the five sample sources, with ag
                                 "BoM Rainfields3, radar 66 (Brisbane, Mt Stapylton), 10-min rain depth"),
     "dpc": RadarSource("hdf5_grid", "radar/dpc/VMI", "%Y/%m/%d", "VMI_%Y%m%d%H%M%S", "h5", 5,
                        {"dataset": "radar_data", "projection": "+proj=longlat +datum=WGS84 +no_defs", "x1": 4.523392,
-                        "y1": 35.065086, "x2": 20.476608, "y2": 47.848989, "missing": [-9999.0], "threshold": 10.0, "regrid_km": 1.0},
+                        "y1": 35.065086, "x2": 20.476608, "y2": 47.848989, "shape": [1400, 1200], "missing": [-9999.0],
+                        "threshold": 10.0, "regrid_km": 1.0},
                        "Dipartimento della Protezione Civile (DPC), Italy",
                        "DPC national radar mosaic of Italy, VMI (vertical maximum of reflectivity)",
                        "DPC open data (CC BY-SA 4.0): cite the Dipartimento della Protezione Civile"),
@@ -188,6 +190,7 @@ def import_hdf5_grid(
     dataset: str,  # the dataset's name
     projection: str,  # PROJ string of the grid (the file does not say)
     x1: float, y1: float, x2: float, y2: float,  # the grid's outer edges (pysteps metadata), in `cartesian_unit`
+    shape: tuple,  # the grid's (rows, columns): a file whose array has another shape is refused (`ScanError` bad_field)
     cartesian_unit: str = "degrees",  # m, km or degrees
     yorigin: str = "upper",  # "upper": the first row is the northernmost
     unit: str = "dBZ",  # what the values are (pysteps' units: dBZ, mm/h, mm)
@@ -200,6 +203,9 @@ def import_hdf5_grid(
     "pysteps' (field, quality, metadata) of a plain HDF5 array on the grid the source definition gives; NaN where missing."
     import h5py
     with h5py.File(filename, "r") as f:
+        if tuple(f[dataset].shape) != tuple(shape):  # other pixels than the corners and the shape say
+            raise ScanError(filename, f"its {dataset!r} array is {' x '.join(map(str, f[dataset].shape))}, not the "
+                                      f"{' x '.join(map(str, shape))} pixels of the source's grid", "bad_field")
         field = np.asarray(f[dataset][...], np.float64)
     ny, nx = field.shape
     zero = float(threshold) - 5.0  # pysteps' zero value: 5 under the threshold
@@ -227,6 +233,17 @@ def get_importer(
         return io_.get_method(name, "importer")
     except ValueError as err:
         raise ValueError(f"no importer {name!r}: not one of ours ({', '.join(IMPORTERS)}) nor pysteps' ({err})") from None
+
+
+def check_importer_kwargs(
+    source: RadarSource,  # a source; one read by our importers (`IMPORTERS`) is checked, pysteps' speak for themselves
+) -> None:
+    "A `ValueError` when the source's `importer_kwargs` do not fit our importer (e.g. no `shape`): said once, not per file."
+    if source.importer in IMPORTERS:
+        try:
+            inspect.signature(IMPORTERS[source.importer]).bind("file", **source.importer_kwargs)
+        except TypeError as err:
+            raise ValueError(f"the {source.importer} importer's importer_kwargs {source.importer_kwargs}: {err}") from None
 
 
 def _flat_target(md: dict, pixel_km: float):
@@ -345,11 +362,13 @@ def target_path(
 
 
 def _read_source_file(path: Path, source: RadarSource):
-    "pysteps' (field, metadata) for one file; anything pysteps cannot read becomes a `ScanError` 'unreadable'."
+    "pysteps' (field, metadata) for one file; anything the importer cannot read becomes a `ScanError` 'unreadable'."
     importer = get_importer(source.importer)
     try:
         with contextlib.redirect_stdout(_stdio.StringIO()):
             precip, _, metadata = importer(str(path), **source.importer_kwargs)
+    except ScanError:  # our importer's own refusal (a wrong shape): its kind is kept
+        raise
     except Exception as err:  # h5py, netCDF4, pygrib: each fails its own way on a damaged file
         raise ScanError(path, f"the {source.importer} importer cannot read it ({type(err).__name__}: {err})",
                         "unreadable") from None
@@ -495,6 +514,7 @@ def import_source(
     "Import every file of one source; a report: files found, imported, already there, refused by kind, times, grid."
     pysteps_io()  # imported once here, before the reader processes fork
     get_importer(source.importer)  # an unknown importer is a configuration error, not 230 bad files
+    check_importer_kwargs(source)  # so are arguments our importer cannot take
     start = _time.monotonic()
     files = find_source_files(source_dir, source)
     work = partial(_import_one, name=name, source=source, out_dir=Path(out_dir), field=field, conversion=conversion)

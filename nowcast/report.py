@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from .cells import move_or_grow_words
+from .cells import MOTION_BASELINE, move_or_grow_words, reference_words
 from .write import atomic_write
 
 # %% auto #0
@@ -186,11 +186,11 @@ def verdict(rows: list[dict], # the CSI-by-lead table: lead_min and one column p
     "Sentences: where the model beats each baseline, and whether its storms move or grow."
     out = beats(rows, held)
     if not out: return []
-    mo, pe = metrics.get("model", {}), metrics.get("persistence", {})
-    d, dp, ar = mo.get("displacement_km_mean"), pe.get("displacement_km_mean"), mo.get("area_ratio_mean")
-    if d is not None and dp is not None and ar is not None:
-        moves, size = move_or_grow_words(d, dp, ar)
-        out.append(f"- Its storm cells are {d:.1f} km from the observed ones on average (persistence: {dp:.1f} km), "
+    d, ar = metrics.get("model", {}).get("displacement_km_mean"), metrics.get("model", {}).get("area_ratio_mean")
+    dp, dm = (metrics.get(m, {}).get("displacement_km_mean") for m in ("persistence", MOTION_BASELINE))
+    if d is not None and ar is not None and (dp is not None or dm is not None):
+        moves, size = move_or_grow_words(d, dp, ar, dm)
+        out.append(f"- Its storm cells are {d:.1f} km from the observed ones on average{reference_words(dp, dm)}, "
                    f"area ratio {ar:.2f}: they {moves} and {size}.")
     return out
 

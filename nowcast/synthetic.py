@@ -27,8 +27,8 @@ from .scan import NO_ECHO_DBZ
 from .write import atomic_write, write_grid_netcdf
 
 # %% auto #0
-__all__ = ['KINDS', 'MAX_ELEVATION_DEG', 'BLOCKED_AZIMUTH_DEG', 'NOT_BUILT', 'synth_grid', 'synth_event', 'archive_files',
-           'make_archive', 'dvc_dir_md5', 'cli_main']
+__all__ = ['KINDS', 'MAX_ELEVATION_DEG', 'BLOCKED_AZIMUTH_DEG', 'OUR_FOLDERS', 'NOT_BUILT', 'synth_grid', 'synth_event',
+           'archive_files', 'make_archive', 'archive_places_error', 'dvc_dir_md5', 'cli_main']
 
 # %% ../nbs/01_synthetic.ipynb #59ce4d88
 KINDS = ("advection", "multicell", "supercell")
@@ -365,6 +365,30 @@ def make_archive(
                                            sensor=(origin_lat, origin_lon, radar_alt_km), time_bounds=(t - volume, t)))
     return paths
 
+# %% ../nbs/01_synthetic.ipynb #590876f2
+OUR_FOLDERS = {"synthetic.out_dir": "nowcast-data/synthetic", "radar_import.out_dir": "nowcast-data/real-radar"}  # the defaults
+
+
+def _inside(a: Path, b: Path) -> bool:
+    "True when `a` lies inside `b` (not equal)."
+    a, b = a.resolve(), b.resolve()
+    return a != b and b in a.parents
+
+
+def archive_places_error(raw_dir,  # data.raw_dir
+                         ours: dict,  # param name -> folder the pipeline writes (`nowcast.archive.our_folders`)
+                        ) -> str | None:
+    "Why `data.raw_dir` cannot be used with the pipeline's own folders (one inside the other), or None."
+    raw = Path(raw_dir)
+    for name, folder in ours.items():
+        if _inside(raw, Path(folder)):
+            return (f"data.raw_dir {raw} lies inside {folder} ({name}), a folder the pipeline rebuilds: your scans there "
+                    f"would be replaced. Move them out (e.g. to datasets/mine) and set data.raw_dir to that folder")
+        if _inside(Path(folder), raw):
+            return (f"{name} {folder} lies inside data.raw_dir {raw}: the pipeline would write into your archive and "
+                    f"train on its own files. Set {name} to a folder outside {raw} (the default is {OUR_FOLDERS[name]})")
+    return None
+
 # %% ../nbs/01_synthetic.ipynb #40cfd93f
 _SYNTH_NAME = re.compile(r"\d{4}-\d{2}-\d{2}_(" + "|".join(KINDS) + r")_\d{2}/\d{8}/\d{6}\.nc")
 
@@ -458,7 +482,6 @@ def cli_main(
     raw_dir = params.get("data", {}).get("raw_dir")
     out = Path(args.out or syn.pop("out_dir", None) or raw_dir)
     syn.pop("out_dir", None)
-    from nowcast.archive import archive_places_error
     if raw_dir is not None and (why := archive_places_error(raw_dir, {"synthetic.out_dir": out})):
         print(f"synth: {why}", file=sys.stderr)
         return 2

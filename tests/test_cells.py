@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from nowcast.cells import cell_measures, core_survival, extrapolate, identify_cells, match_cells, track
+from nowcast.cells import (cell_measures, core_survival, extrapolate, identify_cells, match_cells, move_or_grow_words,
+                           reference_words, track)
 
 
 def blob(ny=48, nx=48, cy=24.0, cx=24.0, sy=4.0, sx=4.0, angle_deg=0.0, peak=55.0):
@@ -88,3 +89,25 @@ def test_measures_accept_3d_fields_and_missing():
     assert cell_measures(obs, fc, dx_km=1.0, missing=missing) == []
     assert np.isnan(core_survival(obs, fc, dx_km=1.0, missing=missing))
     assert core_survival(obs, np.full_like(fc, -10), dx_km=1.0) == 0.0
+
+
+@pytest.mark.parametrize("model, persistence, motion, words", [
+    (14.5, 17.9, 14.5, "move with the observed storms (as close to them as optical flow's)"),  # the real-radar test split
+    (14.5, 17.9, None, "stay about where they were (like persistence)"),  # no motion baseline: persistence's rule, as before
+    (3.4, 16.0, None, "move with the observed storms"),
+    (5.0, None, None, "move with the observed storms"),  # nothing to compare
+    (3.6, 16.0, 5.5, "move with the observed storms (closer to them than optical flow's)"),
+    (9.0, 16.0, 5.5, "lag behind the observed storms (farther from them than optical flow's, nearer than persistence's)"),
+    (9.0, None, 5.5, "lag behind the observed storms (farther from them than optical flow's)"),
+    (15.0, 16.0, 5.5, "stay about where they were (like persistence)"),
+    (10.0, 10.5, 10.0, "sit as close to the observed storms as optical flow's and persistence's "
+                       "(the storms moved too little to tell whether they move)"),
+])
+def test_move_or_grow_words_compares_with_the_motion_baseline_too(model, persistence, motion, words):
+    assert move_or_grow_words(model, persistence, 1.61, motion) == (words, "grow")
+
+
+def test_reference_words_name_the_distances_the_verdict_rests_on():
+    assert reference_words(17.9, 14.5) == " (optical flow: 14.5 km, persistence: 17.9 km)"
+    assert (reference_words(16.0), reference_words(None, 5.5), reference_words(None)) == (
+        " (persistence: 16.0 km)", " (optical flow: 5.5 km)", "")

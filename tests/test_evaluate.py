@@ -91,3 +91,20 @@ def test_missing_cache_is_a_clear_error(tmp_path, capsys):
     p.write_text(yaml.safe_dump({"prepare": {"cache_dir": str(tmp_path / "no_cache")}}))
     assert cli_main(["--params", str(p), "--model-path", "none", "--reports-dir", str(tmp_path / "r")]) == 1
     assert "not a prepared cache" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("methods, words", [
+    (["model", "persistence", "optical_flow"], "(optical flow: 14.5 km, persistence: 17.9 km), area ratio 1.61: its storms "
+                                               "move with the observed storms (as close to them as optical flow's) and grow."),
+    (["model", "persistence"], "(persistence: 17.9 km), area ratio 1.61: its storms stay about where they were "
+                               "(like persistence) and grow."),   # no motion baseline evaluated: persistence's rule
+], ids=["with_optical_flow", "persistence_only"])
+def test_move_or_grow_on_the_real_radar_test_split(methods, words):
+    "The evaluation report's sentence with the real test split's distances: the model's cells as close as optical flow's."
+    from types import SimpleNamespace
+    import pandas as pd
+    from nowcast.evaluate import move_or_grow
+    km = {"model": 14.5, "persistence": 17.9, "optical_flow": 14.5}
+    cells = pd.DataFrame({"method": methods, "lead_min": [35.0] * len(methods), "displacement_km": [km[m] for m in methods],
+                          "area_ratio": [1.61] + [1.0] * (len(methods) - 1)})
+    assert move_or_grow(SimpleNamespace(cells=cells)) == f"At t+35 min the model's cells are 14.5 km from the observed cells {words}"

@@ -2,6 +2,7 @@
 radar, DPC's Italian mosaic), a few files of each imported through the params as the archive stage does: grid,
 units, values, missing mask, times, and BoM's 0.5 km pixels averaged to the model's 1 km."""
 import json
+from pathlib import Path
 
 import h5py
 import netCDF4
@@ -11,7 +12,7 @@ import yaml
 
 from nowcast import cli
 from nowcast.radar_import import SOURCES, pysteps_io, rain_to_dbz, target_path
-from test_radar_import import _written, sample_folder
+from test_radar_import import REAL, _written, sample_folder
 
 NEW = {"knmi_dbz": 3, "bom_brisbane": 2, "dpc": 2}  # files per record, consecutive, mid-record
 PROJECTION = {"knmi_dbz": "polar_stereographic", "bom_brisbane": "albers_conical_equal_area", "dpc": "azimuthal_equidistant"}
@@ -119,6 +120,32 @@ def test_dpc_mosaic_from_the_readme_grid_onto_1_km(imported):
         assert (dbz[~np.isnan(dbz)] >= 35).any()
         assert "1 km pixels of +proj=aeqd" in attrs["comment"]
         assert "Protezione Civile" in attrs["institution"] and attrs["source_file"] == f.name
+
+
+def test_a_dpc_file_of_another_shape_is_refused_and_counted(tmp_path_factory):
+    """A 10 x 10 `radar_data` is not DPC's 1400 x 1200 grid: `nowcast import` refuses it (bad_field, both shapes named)
+    instead of spreading it over the grid's corners as 1451 x 1454 pixels of 1 km, and counts it as it counts a
+    truncated copy and a text file (unreadable) and an all-infinite array (non_finite); the real file beside them is imported."""
+    src, out, rpt, picked = sample_folder(tmp_path_factory, {"dpc": 1})
+    t, real = picked["dpc"][0]
+    day = (src / real.relative_to(REAL)).parent
+    names = [day / ("VMI_" + str(t + np.timedelta64(5 * k, "m")).translate(str.maketrans("", "", "-T:")) + ".h5")
+             for k in range(1, 5)]   # the next four file names of the record
+    with h5py.File(names[0], "w") as h: h["radar_data"] = np.full((10, 10), 30.0, np.float32)
+    names[1].write_bytes(real.read_bytes()[: real.stat().st_size // 3])   # an interrupted copy
+    names[2].write_text("not a radar file\n")
+    with h5py.File(names[3], "w") as h: h["radar_data"] = np.full((1400, 1200), np.inf, np.float32)
+    assert cli.main(["import", "--source-dir", str(src), "--out", str(out), "--sources", "dpc", "--workers", "2",
+                     "--report", str(rpt)]) == 0
+    r = json.loads(rpt.read_text())["sources"]["dpc"]
+    assert (r["files_found"], r["imported"], r["refused"]["total"]) == (5, 1, 4)
+    assert r["refused"]["by_kind"] == {"unreadable": 2, "bad_field": 1, "non_finite": 1}
+    reason = {Path(f["file"]).name: (f["kind"], f["reason"]) for f in r["refused"]["files"]}
+    assert reason[names[0].name][0] == "bad_field"
+    assert "'radar_data' array is 10 x 10, not the 1400 x 1200 pixels of the source's grid" in reason[names[0].name][1]
+    assert [reason[n.name][0] for n in names[1:]] == ["unreadable", "unreadable", "non_finite"]
+    assert r["grid_shape"] == [1451, 1454] and r["first_time"] == r["last_time"] == str(t)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.nc")) == [target_path(out, "dpc", t).relative_to(out).as_posix()]
 
 
 def test_rerun_keeps_and_a_new_pixel_reimports(imported, tmp_path):
