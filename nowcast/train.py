@@ -1,6 +1,5 @@
-"""The training engine: one curriculum phase at a time, with warmup and schedules, mixed precision,
-gradient accumulation and clipping, atomic checkpoints, exact resume after a kill, SIGTERM
-handling for pre-empted GPUs, dvclive logs and DistributedDataParallel under `torchrun`.
+"""The training stage: `nowcast train --phase N` builds a curriculum phase's windows, model and loss from the
+params and trains it with the engine, in one process or, with `train.nproc_per_node` > 1, in several under `torchrun`.
 
 Docs: https://github.com/nowcast-dev/nowcast/train.html.md"""
 
@@ -8,705 +7,33 @@ Docs: https://github.com/nowcast-dev/nowcast/train.html.md"""
 
 # %% ../nbs/05_train.ipynb #9f5c782f
 from __future__ import annotations
-import argparse, contextlib, copy, functools, json, math, os, random, signal, sys, time
+import argparse, contextlib, copy, functools, os, sys
 from pathlib import Path
 
 import numpy as np
-import torch
 import torch.distributed as dist
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 # %% auto #0
-__all__ = ['PhaseSchedule', 'rng_state', 'set_rng_state', 'save_checkpoint', 'remove_interrupted_writes', 'EpochSampler',
-           'phase_loader', 'epoch_loader', 'rotation_of', 'rotate_batch', 'forward_loss', 'backward',
-           'apply_channels_last', 'TrainingInterrupted', 'phase_epochs', 'validate', 'evaluate_loss', 'EpochLog',
-           'checkpoint_due', 'WeightAverage', 'fit', 'apply_overrides', 'model_from_params', 'train_phase',
-           'torchrun_command', 'cli_main']
+__all__ = ['apply_overrides', 'model_from_params', 'train_phase', 'torchrun_command', 'cli_main', 'PhaseSchedule', 'rng_state',
+           'set_rng_state', 'save_checkpoint', 'remove_interrupted_writes', 'EpochSampler', 'phase_loader',
+           'epoch_loader', 'rotation_of', 'rotate_batch', 'forward_loss', 'backward', 'apply_channels_last',
+           'TrainingInterrupted', 'phase_epochs', 'validate', 'evaluate_loss', 'EpochLog', 'checkpoint_due',
+           'WeightAverage', 'fit']
 
 # %% ../nbs/05_train.ipynb #8556828f
 from .inference import amp_policy, load_checkpoint, load_model, resolve_device
-from .write import atomic_write
-
-# %% ../nbs/05_train.ipynb #10c69a7b
-class PhaseSchedule:
-    "Linear warmup then none / plateau / cosine; `step()` per optimizer step, `epoch_end(val)` per epoch."
-    def __init__(self, optimizer: torch.optim.Optimizer, # its param groups' `lr` are set by this schedule
-                 base_lr: float, # the phase's learning rate
-                 kind: str = "none", # "none", "plateau" or "cosine"
-                 warmup_steps: int = 0, # optimizer steps of linear warmup
-                 total_steps: int = 1, # optimizer steps of the phase (cosine anneals over those after warmup)
-                 patience: int = 10, # plateau: epochs without improvement before the lr drops
-                 factor: float = 0.1, # plateau: the drop
-                 threshold: float = 1e-4, # plateau: relative improvement that counts
-                ):
-        if kind not in ("none", "plateau", "cosine"):
-            raise ValueError(f"scheduler must be none, plateau or cosine, not {kind!r}")
-        self.optimizer, self.base_lr, self.kind = optimizer, float(base_lr), kind
-        self.warmup_steps, self.total_steps = int(warmup_steps), max(int(total_steps), 1)
-        self.patience, self.factor, self.threshold = int(patience), float(factor), float(threshold)
-        self.steps, self.plateau_scale, self.best, self.bad_epochs = 0, 1.0, math.inf, 0
-        self._apply()
-
-    def lr(self) -> float:
-        "The learning rate for the next optimizer step."
-        if self.warmup_steps and self.steps < self.warmup_steps:
-            return self.base_lr * (self.steps + 1) / (self.warmup_steps + 1)
-        lr = self.base_lr * self.plateau_scale
-        if self.kind == "cosine":
-            span = max(self.total_steps - self.warmup_steps, 1)
-            done = min(self.steps - self.warmup_steps, span)
-            lr *= 0.5 * (1 + math.cos(math.pi * done / span))
-        return lr
-
-    def _apply(self):
-        for g in self.optimizer.param_groups: g["lr"] = self.lr()
-
-    def step(self):
-        "Call after each optimizer step."
-        self.steps += 1; self._apply()
-
-    def epoch_end(self, val_loss: float):
-        "Call after each validation: the plateau rule looks at `val_loss`."
-        if self.kind != "plateau" or not math.isfinite(val_loss): return
-        if val_loss < self.best * (1 - self.threshold): self.best, self.bad_epochs = val_loss, 0
-        else:
-            self.bad_epochs += 1
-            if self.bad_epochs > self.patience: self.plateau_scale *= self.factor; self.bad_epochs = 0
-        self._apply()
-
-    _STATE = ("base_lr", "kind", "warmup_steps", "total_steps", "patience", "factor", "threshold",
-              "steps", "plateau_scale", "best", "bad_epochs")
-    def state_dict(self) -> dict: return {k: getattr(self, k) for k in self._STATE}
-    def load_state_dict(self, state: dict):
-        for k in self._STATE: setattr(self, k, state[k])
-        self._apply()
-
-# %% ../nbs/05_train.ipynb #44ba0c09
-def rng_state() -> dict:
-    "The torch (CPU and CUDA), numpy and `random` RNG states as weights_only-loadable values."
-    _, keys, pos, has_gauss, cached = np.random.get_state()
-    version, state, gauss = random.getstate()
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-            "python": {"version": version, "state": list(state), "gauss": gauss}}
-
-def set_rng_state(state: dict # as written by `rng_state`
-                 ):
-    "Restore the RNG states saved by `rng_state`."
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state["cuda"])
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
-    p = state["python"]
-    random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
-
-# %% ../nbs/05_train.ipynb #1b2f3b00
-def save_checkpoint(ckpt: dict, # the checkpoint dict (see docs/architecture.md)
-                    path: str|Path, # where it goes; the folder is created
-                   ) -> Path:
-    "Write `ckpt` atomically: a crash during the save leaves any previous file at `path` intact."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as tmp: torch.save(ckpt, tmp)
-    return path
-
-
-def remove_interrupted_writes(ckpt_dir: str|Path, # the checkpoint folder
-                              phase: str, # only this phase's files are touched
-                             ) -> list[Path]:
-    "Delete the temporary files a hard kill left behind while a checkpoint of `phase` was being written."
-    d = Path(ckpt_dir)
-    found = sorted({*d.glob(f".{phase}_*.pt*"), *(d / phase).glob(".epoch_*")})
-    for f in found: f.unlink(missing_ok=True)
-    return found
-
-# %% ../nbs/05_train.ipynb #9b6ddaeb
-class EpochSampler(Sampler):
-    "The windows of one rank in the order of `(seed, epoch)`, after the first `skip` of them (resume)."
-    def __init__(self, dataset, seed: int, *, shuffle: bool = True, rank: int = 0, world: int = 1):
-        self.base = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
-        self.skip = 0
-    def set_epoch(self, epoch: int, skip: int = 0):
-        "Choose the epoch's order and how many of its windows are already done."
-        self.base.set_epoch(epoch); self.skip = skip
-    def __iter__(self): return iter(list(self.base)[self.skip:])
-    def __len__(self): return max(len(self.base) - self.skip, 0)
-
-
-def phase_loader(dataset: Dataset, # yields (inputs, targets, valid)
-                 batch_size: int, # windows per batch (per rank)
-                 seed: int, # params.seed
-                 *, shuffle: bool = True, # False for validation
-                 rank: int = 0, world: int = 1, # this process and the number of processes
-                 num_workers: int = 0, # loader worker processes (persistent)
-                ) -> DataLoader:
-    "A loader for a whole phase; call `loader.sampler.set_epoch(epoch, skip_windows)` before each pass."
-    from nowcast.cache import make_loader
-    return make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers, seed=seed,
-                       sampler=EpochSampler(dataset, seed, shuffle=shuffle, rank=rank, world=world))
-
-
-def epoch_loader(dataset: Dataset, batch_size: int, seed: int, epoch: int, *, shuffle: bool = True,
-                 skip_batches: int = 0, rank: int = 0, world: int = 1, num_workers: int = 0) -> DataLoader:
-    "A loader for one epoch, starting after `skip_batches` batches (see `phase_loader`)."
-    dl = phase_loader(dataset, batch_size, seed, shuffle=shuffle, rank=rank, world=world, num_workers=num_workers)
-    dl.sampler.set_epoch(epoch, skip_batches * batch_size)
-    return dl
-
-# %% ../nbs/05_train.ipynb #c3f70aea
-def rotation_of(seed: int, epoch: int, batch: int, rank: int = 0, *, square: bool = True) -> int:
-    "Quarter turns (0-3) for one batch, reproducible from its position in training."
-    k = int(np.random.default_rng([seed, epoch, batch, rank]).integers(4))
-    return k if square else 2 * (k % 2)
-
-
-def rotate_batch(batch, k: int):
-    "Turn every tensor of `batch` (inputs, targets, valid `[B, T, Z, H, W]`) by `k` quarter turns (clockwise on the map)."
-    k = k % 4
-    return batch if k == 0 else tuple(torch.rot90(t, k, dims=(-2, -1)) for t in batch)
-
-# %% ../nbs/05_train.ipynb #52692c92
-def _to_device(batch, device, channels_last, table=None):
-    "Move a batch to the device; uint8 codes (`RadarWindows(as_codes=True)`) become normalised values there."
-    x, y, valid = (t.to(device, non_blocking=True) for t in batch)
-    if x.dtype == torch.uint8:
-        from nowcast.codes import decode_codes
-        x, y = decode_codes(x, table), decode_codes(y, table)
-    if channels_last and x.dim() == 5: x = x.contiguous(memory_format=torch.channels_last_3d)
-    return x, y, valid
-
-def _forward(model, batch, *, autocast_dtype=None, device=torch.device("cpu"), channels_last=False, table=None):
-    "Forward one micro-batch under autocast: (forecast as float32, targets, valid) on the device."
-    x, y, valid = _to_device(batch, device, channels_last, table)
-    with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        pred = model(x)
-    return pred.float(), y, valid
-
-def forward_loss(model: nn.Module, # the model (its mode is left as it is)
-                 batch, # (inputs, targets, valid) `[B, T, Z, H, W]`; uint8 codes are decoded on the device with `table`
-                 loss_fn, # (pred, target, valid) -> (loss, parts)
-                 **kw, # autocast_dtype, device, channels_last, table
-                ):
-    "Forward one micro-batch under autocast; the loss (float32) and its parts."
-    pred, y, valid = _forward(model, batch, **kw)
-    return loss_fn(pred, y, valid)
-
-def backward(loss: torch.Tensor, # a micro-batch's loss
-             scale: float = 1.0, # 1 / micro-batches in the accumulation window
-             scaler=None, # the GradScaler (fp16), or None
-            ):
-    "Backpropagate `loss * scale` (through the GradScaler for fp16)."
-    scaled = loss * scale
-    (scaler.scale(scaled) if scaler is not None else scaled).backward()
-
-# %% ../nbs/05_train.ipynb #f609837a
-def apply_channels_last(model: nn.Module) -> nn.Module:
-    "Convert the model's convolution weights to channels-last (3-D for Conv3d models, 2-D otherwise)."
-    has3d = any(isinstance(m, nn.Conv3d) for m in model.modules())
-    return model.to(memory_format=torch.channels_last_3d if has3d else torch.channels_last)
-
-# %% ../nbs/05_train.ipynb #1c917099
-class TrainingInterrupted(RuntimeError):
-    "Training stopped by a signal after writing the `last` checkpoint."
-    def __init__(self, msg, checkpoint=None, signum=None):
-        super().__init__(msg); self.checkpoint, self.signum = checkpoint, signum
-
-class _StopFlag:
-    "Catch SIGTERM/SIGINT while training and remember the first (main thread only); a later second Ctrl-C aborts."
-    repeat_s = 1.0   # a second signal sooner than this is the same request arriving along another path
-    def __init__(self): self.signum, self._old, self._t = None, {}, 0.0
-    def __enter__(self):
-        import threading
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGTERM, signal.SIGINT):
-                self._old[s] = signal.signal(s, self._handle)
-        return self
-    def _handle(self, signum, frame):
-        now = time.monotonic()
-        if self.signum is None: self.signum, self._t = signum, now
-        elif signum == signal.SIGINT and now - self._t > self.repeat_s: raise KeyboardInterrupt  # a second Ctrl-C
-    def __exit__(self, *exc):
-        for s, h in self._old.items(): signal.signal(s, h)
-
-# %% ../nbs/05_train.ipynb #e5efa4bb
-def _phase_number(phase):
-    if not (phase.startswith("phase") and phase[5:].isdigit()):
-        raise ValueError(f"phase must be phase1, phase2, ... not {phase!r}")
-    return int(phase[5:])
-
-def phase_epochs(params: dict, # the whole params dict
-                 phase: str, # "phase1", "phase2", ...
-                ) -> tuple[int, int]:
-    "Global epochs `[start, end)` of a phase: phase N continues from phase N-1's `epochs`."
-    n = _phase_number(phase)
-    if phase not in params: raise ValueError(f"params has no {phase!r} section")
-    end = int(params[phase]["epochs"])
-    start = int(params.get(f"phase{n-1}", {}).get("epochs", 0)) if n > 1 else 0
-    if end <= start: raise ValueError(f"{phase}.epochs = {end} must be greater than the previous phase's {start} (epochs count globally)")
-    return start, end
-
-# %% ../nbs/05_train.ipynb #05e0052c
-def _dist_info():
-    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-def _init_distributed(device):
-    "Join the process group when started by torchrun (WORLD_SIZE > 1); returns (rank, world, device)."
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    rank, world = _dist_info()
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))); torch.cuda.set_device(device)
-    return rank, world, device
-
-def _seed_everything(seed, rank=0):
-    torch.manual_seed(seed + rank); np.random.seed((seed + rank) % 2**32); random.seed(seed + rank)
-
-def _all_reduce_flags(flags, device):
-    "OR of small integer flags across ranks (stop requested, non-finite loss)."
-    if _dist_info()[1] == 1: return flags
-    t = torch.tensor(flags, dtype=torch.int64, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return t.tolist()
-
-def _all_reduce_sum(values, device):
-    if _dist_info()[1] == 1: return values
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t); return t.tolist()
-
-# %% ../nbs/05_train.ipynb #48ca9326
-@torch.no_grad()
-def validate(model: nn.Module, # the model (train/eval mode is set here)
-             dataset: Dataset, # validation windows
-             loss_fn, # (pred, target, valid) -> (loss, parts)
-             *, batch_size: int = 8, device=torch.device("cpu"), autocast_dtype=None,
-             channels_last: bool = False, rank: int = 0, world: int = 1,
-             score_fn=None, # (pred, target, valid) -> counts array (e.g. hits, misses, false alarms per lead)
-             table=None, # code -> value table when the dataset gives uint8 codes
-            ) -> dict:
-    "`{'loss', 'parts', 'counts'}` over a dataset (window-weighted means, summed over ranks); loss nan when empty."
-    if dataset is None or len(dataset) == 0: return {"loss": math.nan, "parts": {}, "counts": None}
-    model.eval()
-    sums, n, counts = {}, 0, None
-    for batch in epoch_loader(dataset, batch_size, 0, 0, shuffle=False, rank=rank, world=world):
-        pred, y, valid = _forward(model, batch, autocast_dtype=autocast_dtype, device=device, channels_last=channels_last,
-                                  table=table)
-        loss, parts = loss_fn(pred, y, valid)
-        k = len(batch[0]); n += k
-        for name, v in {"loss": loss.item(), **parts}.items(): sums[name] = sums.get(name, 0.0) + float(v) * k
-        if score_fn is not None:
-            c = np.asarray(score_fn(pred, y, valid), np.float64)
-            counts = c if counts is None else counts + c
-    names = sorted(sums)
-    total = _all_reduce_sum([sums[k] for k in names] + [n], device)
-    means = {k: v / max(total[-1], 1) for k, v in zip(names, total[:-1])}
-    if counts is not None: counts = np.asarray(_all_reduce_sum(counts.ravel().tolist(), device)).reshape(counts.shape)
-    return {"loss": means.pop("loss"), "parts": means, "counts": counts}
-
-def evaluate_loss(model: nn.Module, dataset: Dataset, loss_fn, **kw) -> float:
-    "Mean loss over a dataset (see `validate`); nan for an empty dataset."
-    return validate(model, dataset, loss_fn, **kw)["loss"]
-
-# %% ../nbs/05_train.ipynb #9b96a3d8
-class EpochLog:
-    "Running sums of one epoch: loss parts (window-weighted), windows, samples, seconds in data and in total."
-    FIELDS = ("n_seen", "samples", "skipped_epoch", "data_s", "busy_s")
-    def __init__(self, state: dict | None = None):
-        self.sums, self.n_seen, self.samples, self.skipped_epoch, self.data_s, self.busy_s = {}, 0, 0, 0, 0.0, 0.0
-        if state: self.sums = dict(state["sums"]); [setattr(self, k, state[k]) for k in self.FIELDS]
-    def add(self, parts: dict, n: int):
-        "Add one micro-batch's loss parts (`n` windows)."
-        for k, v in parts.items(): self.sums[k] = self.sums.get(k, 0.0) + float(v) * n
-        self.n_seen += n
-    def means(self) -> dict:
-        return {k: v / self.n_seen for k, v in self.sums.items()} if self.n_seen else {}
-    def state(self) -> dict:
-        return {"sums": dict(self.sums), **{k: getattr(self, k) for k in self.FIELDS}}
-
-# %% ../nbs/05_train.ipynb #d9e482a6
-def checkpoint_due(step: int, # optimizer steps done in this phase
-                   since_s: float, # seconds since the last checkpoint was written
-                   every_steps: int = 0, # train.checkpoint_every_steps (0: off)
-                   every_min: float = 0.0, # train.checkpoint_every_min (0: off)
-                  ) -> bool:
-    "Whether a mid-epoch checkpoint is due after this optimizer step."
-    return bool((every_steps and step % int(every_steps) == 0) or (every_min and since_s >= 60 * float(every_min)))
-
-# %% ../nbs/05_train.ipynb #55960e4a
-def _summary_path(root, phase) -> Path:
-    "Where a phase's training summary goes: `<root>/reports/<phase>_train.json`."
-    return Path(root) / "reports" / f"{phase}_train.json"
-
-def _checkpoint_paths(root, ckpt_dir, phase):
-    d = Path(root) / ckpt_dir
-    return {"dir": d, "best": d / f"{phase}_best.pt", "last": d / f"{phase}_last.pt", "epochs": d / phase}
-
-def _prune(epoch_dir, keep_last):
-    files = sorted(epoch_dir.glob("epoch_*.pt"))
-    for f in files[:max(len(files) - max(int(keep_last), 1), 0)]: f.unlink()
-
-def _open_live(root, log_dir, phase, resume):
-    "dvclive logger for the phase; never writes dvc.yaml nor a DVC experiment."
-    from dvclive import Live
-    return Live(str(Path(root) / log_dir / phase), resume=resume, dvcyaml=None, save_dvc_exp=False, report=None)
-
-def _same_settings(ckpt, params, phase) -> bool:
-    "Whether the checkpoint was written with this phase's settings (seed, model, train and the phase's own)."
-    old = ckpt.get("params") or {}
-    return all(old.get(k) == params.get(k) for k in ("seed", "model", "train", phase))
-
-def _resume_state(paths, phase, resume_from, params):
-    "The checkpoint to resume from: explicit `resume_from`, else an unfinished `{phase}_last.pt` of the same settings."
-    if resume_from:
-        ckpt = load_checkpoint(resume_from)
-        if ckpt.get("phase") != phase:
-            raise ValueError(f"{resume_from}: a {ckpt.get('phase')} checkpoint cannot resume {phase} (use init_from)")
-        return ckpt, str(resume_from)
-    if paths["last"].exists():
-        ckpt = load_checkpoint(paths["last"])
-        if ckpt.get("phase") != phase or ckpt.get("finished", False): return None, None
-        if _same_settings(ckpt, params, phase): return ckpt, str(paths["last"])
-        # DVC reruns a stage whose params changed: an interrupted run of the old settings must not continue
-        print(f"{paths['last']}: interrupted run with other settings; starting {phase} over", file=sys.stderr)
-    return None, None
-
-def _say(msg):
-    "A progress line for logs (dvc repro, docker logs): flushed at once."
-    print(msg, flush=True)
-
-# %% ../nbs/05_train.ipynb #e99a3b70
-def _beats(score: float,  # the epoch's validation score (lower is better: loss, or minus CSI)
-           best: float,  # the best so far (inf: none yet)
-           min_gain: float = 0.0,  # train.select_min_gain
-          ) -> bool:
-    "Whether the epoch's weights replace the best ones: a score lower than the best by more than `min_gain`."
-    return score < best - min_gain
-
-# %% ../nbs/05_train.ipynb #589a2cb4
-class WeightAverage:
-    "An exponential moving average of a model's weights: the weights a phase validates, keeps and delivers."
-    def __init__(self, model: nn.Module, # the model being trained (its weights start the average)
-                 decay: float, # train.ema_decay: the longest memory, 1 / (1 - decay) steps
-                ):
-        if not 0 < float(decay) < 1: raise ValueError(f"train.ema_decay must be in (0, 1) (0 turns it off), not {decay!r}")
-        self.decay, self.n = float(decay), 0
-        self.model = copy.deepcopy(model).eval()
-        for q in self.model.parameters(): q.requires_grad_(False)
-
-    def rate(self) -> float:
-        "The decay of the next update: low at the start of a phase, `decay` at most."
-        return min(self.decay, (1 + self.n) / (10 + self.n))
-
-    @torch.no_grad()
-    def update(self, model: nn.Module):
-        "Move the average towards the model's weights (floats; integer buffers are copied)."
-        d = self.rate(); self.n += 1
-        for a, b in zip(self.model.state_dict().values(), model.state_dict().values()):
-            if a.is_floating_point(): a.lerp_(b.detach().to(a.dtype), 1.0 - d)
-            else: a.copy_(b)
-
-
-# %% ../nbs/05_train.ipynb #ca5057e8
-class _Run:
-    "The settings of one phase's training, read once from the params."
-    def __init__(self, params, phase, device):
-        tp, pp = params["train"], params[phase]
-        self.bs, self.accum = int(tp.get("batch_size", 8)), max(int(tp.get("accum_steps", 1)), 1)
-        self.nan_policy = tp.get("nan_policy", "error")
-        if self.nan_policy not in ("error", "skip"): raise ValueError(f"train.nan_policy must be error or skip, not {self.nan_policy!r}")
-        self.autocast_dtype, self.use_scaler = amp_policy(device.type, tp.get("amp", "auto"),
-                                                          device.type == "cuda" and torch.cuda.is_bf16_supported())
-        self.amp_name = str(self.autocast_dtype).replace("torch.", "") if self.autocast_dtype else "fp32"
-        self.channels_last = bool(tp.get("channels_last", False))
-        if self.channels_last and device.type == "cpu" and self.autocast_dtype is not None:
-            # PyTorch's CPU convolution backward in channels-last under bf16/fp16 autocast reads memory it never
-            # wrote (about half the runs give NaN weight gradients here); channels-last is a GPU layout anyway
-            print(f"{phase}: train.channels_last is ignored on the CPU under {self.amp_name} autocast "
-                  "(its backward gives garbage gradients there)", file=sys.stderr)
-            self.channels_last = False
-        self.augment = str(tp.get("augment", "none") or "none")
-        if self.augment not in ("none", "rot90"): raise ValueError(f"train.augment must be none or rot90, not {self.augment!r}")
-        self.grad_clip = float(pp.get("grad_clip", 0) or 0)
-        self.every_steps, self.every_min = int(tp.get("checkpoint_every_steps", 0) or 0), float(tp.get("checkpoint_every_min", 0) or 0)
-        self.log_every_s = float(tp.get("log_every_s", 30))
-        self.max_batches = int(tp.get("max_batches_per_epoch", 0) or 0)
-        self.num_workers, self.keep_last = int(tp.get("num_workers", 0)), tp.get("keep_last", 2)
-        self.select_by = str(tp.get("select_by", "loss"))
-        if self.select_by not in ("loss", "csi"): raise ValueError(f"train.select_by must be loss or csi, not {self.select_by!r}")
-        self.min_gain = float(tp.get("select_min_gain", 0.0) or 0.0)
-        if not self.min_gain >= 0: raise ValueError(f"train.select_min_gain must be >= 0, not {self.min_gain!r}")
-        self.ema_decay = float(tp.get("ema_decay", 0.0) or 0.0)   # 0: the raw weights are the ones delivered
-
-
-def _stop(phase, signum, where, path):
-    signum = signum or signal.SIGTERM
-    return TrainingInterrupted(f"{phase}: {signal.Signals(signum).name} received; saved {path} {where}; "
-                               f"run again (or --resume-from {path}) to continue", path, signum)
-
-
-def fit(model: nn.Module, # the model to train (its weights may come from init_from)
-        train_data: Dataset, # training windows: items (inputs, targets, valid)
-        val_data: Dataset|None, # validation windows (None/empty: the train loss picks the best)
-        loss_fn, # (pred, target, valid) -> (loss, parts), bound to the phase's weights
-        params: dict, # the whole params dict (seed, train:, phaseN:); stored in the checkpoints
-        phase: str, # "phase1", "phase2", ...
-        *, model_config: dict|None = None, # {"name", "kwargs"} to rebuild the model (get_model)
-        root: str|Path = ".", # the folder that checkpoints/, dvclive/ and reports/ go in
-        resume_from: str|Path|None = None, # a checkpoint of this phase: continue exactly
-        init_from: str|Path|None = None, # a checkpoint: its weights only (new optimizer, schedule)
-        on_step=None, # callback(epoch, batch_done, global_step) after each optimizer step; True stops like SIGTERM
-        score_fn=None, # (pred, target, valid) -> [n_out, 3] hits, misses, false alarms (validation CSI)
-        score_name: str = "csi35", # how the CSI is called in the logs
-        table=None, # code -> normalised value (`RadarWindows.table`) when the datasets give uint8 codes
-       ) -> dict:
-    "Train one curriculum phase; returns the summary also written to `reports/{phase}_train.json`."
-    t0 = time.time()
-    tp, pp = params["train"], params[phase]
-    root = Path(root)
-    device = resolve_device(tp.get("device", "auto"))
-    rank, world, device = _init_distributed(device)
-    seed = int(params.get("seed", 0))
-    if device.type == "cpu": torch.use_deterministic_algorithms(True, warn_only=True)
-    start, end = phase_epochs(params, phase)
-    run = _Run(params, phase, device)
-    paths = _checkpoint_paths(root, tp.get("ckpt_dir", "checkpoints"), phase)
-    if len(train_data) == 0: raise ValueError(f"{phase}: no training windows")
-    if rank == 0: remove_interrupted_writes(paths["dir"], phase)
-
-    _seed_everything(seed, rank)
-    ckpt, resumed = _resume_state(paths, phase, resume_from, params)
-    if ckpt is None and init_from:
-        if not Path(init_from).exists():
-            raise FileNotFoundError(f"{init_from}: {phase}.init_from checkpoint not found (run the previous phase first, "
-                                    f"or set {phase}.init_from: null)")
-        model.load_state_dict(load_checkpoint(init_from)["model"])
-    if ckpt is not None: model.load_state_dict(ckpt.get("train_model", ckpt["model"]))   # the raw weights, under an average
-    if model_config is None:   # the models of nowcast.models carry their constructor arguments in `config`
-        model_config = {"name": type(model).__name__, "kwargs": dict(getattr(model, "config", {}))}
-    raw = model.to(device)
-    if run.channels_last: raw = apply_channels_last(raw)
-    net = raw
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-        net = DDP(raw, device_ids=[device.index] if device.type == "cuda" else None)
-    if tp.get("compile", False): net = torch.compile(net)
-    ema = WeightAverage(raw, run.ema_decay) if run.ema_decay > 0 else None
-    if ema is not None and ckpt is not None and "train_model" in ckpt:
-        ema.model.load_state_dict(ckpt["model"]); ema.n = int(ckpt["progress"].get("ema_steps", 0))
-    kept = raw if ema is None else ema.model   # the weights validated, kept as best and delivered
-
-    batches_per_epoch = math.ceil(math.ceil(len(train_data) / world) / run.bs)
-    if run.max_batches: batches_per_epoch = min(batches_per_epoch, run.max_batches)
-    steps_per_epoch = math.ceil(batches_per_epoch / run.accum)
-    optimizer = torch.optim.AdamW(raw.parameters(), lr=float(pp["lr"]), weight_decay=float(tp.get("weight_decay", 0.0)))
-    schedule = PhaseSchedule(optimizer, float(pp["lr"]), pp.get("scheduler", "none") or "none",
-                             int(tp.get("warmup_steps", 0)), (end - start) * steps_per_epoch,
-                             int(pp.get("patience", 10)))
-    scaler = torch.amp.GradScaler(device.type, enabled=run.use_scaler)
-    state = {"epoch": start, "batch": 0, "step": 0, "best_val": math.inf, "skipped": 0, "best_epoch": None,
-             "start_val_score": None}   # the starting weights' validation CSI (select_by csi)
-    elog = EpochLog()
-    if ckpt is not None:
-        optimizer.load_state_dict(ckpt["optimizer"]); schedule.load_state_dict(ckpt["scheduler"])
-        if ckpt.get("scaler"): scaler.load_state_dict(ckpt["scaler"])
-        pr = ckpt["progress"]
-        state.update(step=ckpt["step"], best_val=ckpt["best_val"], epoch=pr["next_epoch"], batch=pr["batch"], skipped=pr["skipped"],
-                     best_epoch=pr.get("best_epoch"), start_val_score=pr.get("start_val_score"))   # older checkpoints: unknown
-        elog = EpochLog(pr["epoch_log"])
-        rngs = ckpt["rng"] if isinstance(ckpt["rng"], list) else [ckpt["rng"]]
-        set_rng_state(rngs[rank % len(rngs)])   # exact when the world size is unchanged
-    live = _open_live(root, tp.get("log_dir", "dvclive"), phase, resume=ckpt is not None) if rank == 0 else None
-    loader = phase_loader(train_data, run.bs, seed, rank=rank, world=world, num_workers=run.num_workers)
-    square = len(train_data[0][0].shape) >= 2 and train_data[0][0].shape[-1] == train_data[0][0].shape[-2]
-
-    def checkpoint(epoch, finished=False):
-        "The checkpoint dict (rank 0; None elsewhere). `epoch`: the epoch the weights belong to."
-        rngs = rng_state()
-        if world > 1:   # every rank's RNG so each continues its own stream
-            gathered = [None] * world; dist.all_gather_object(gathered, rngs); rngs = gathered
-        if rank != 0: return None
-        weights = {"model": kept.state_dict()} if ema is None else {"model": kept.state_dict(), "train_model": raw.state_dict()}
-        return {**weights, "model_config": model_config,
-                "params": params, "phase": phase, "epoch": epoch, "step": state["step"],
-                "best_val": state["best_val"], "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
-                "scaler": scaler.state_dict() if run.use_scaler else {}, "rng": rngs, "finished": finished,
-                "progress": {"next_epoch": state["epoch"], "batch": state["batch"], "skipped": state["skipped"],
-                             "epoch_log": elog.state(), "best_epoch": state["best_epoch"], "start_val_score": state["start_val_score"],
-                             "ema_steps": ema.n if ema is not None else 0},
-                "amp": run.amp_name, "world_size": world}
-
-    def save_last(epoch):
-        ck = checkpoint(epoch)
-        if ck is not None: save_checkpoint(ck, paths["last"])
-
-    history, last_save, last_say = [], time.time(), time.time()
-    if rank == 0:
-        _say(f"{phase}: epochs {start}..{end - 1} on {device} ({run.amp_name}), {len(train_data)} training windows, "
-             f"{batches_per_epoch} batches of {run.bs} per epoch" + (f", resuming from {resumed}" if resumed else ""))
-    if ckpt is None and run.select_by == "csi" and val_data is not None and len(val_data) and score_fn is not None:
-        # the weights the phase starts from are a candidate too: training that makes the forecast worse is not kept
-        start_csi = state["start_val_score"] = _validation_csi(kept, val_data, loss_fn, run, device, rank, world, score_fn, table)
-        state["best_val"] = -start_csi if math.isfinite(start_csi) else math.inf
-        state["best_epoch"] = start - 1   # the epoch the starting weights belong to
-        ck = checkpoint(start - 1)
-        if rank == 0:
-            save_checkpoint(ck, paths["best"])
-            _say(f"{phase}: the weights it starts from score validation {score_name} {start_csi:.3f}; kept as best until an epoch beats them")
-    with _StopFlag() as stop:
-        while state["epoch"] < end:
-            epoch = state["epoch"]
-            net.train()
-            loader.sampler.set_epoch(epoch, state["batch"] * run.bs)
-            optimizer.zero_grad(set_to_none=True)
-            contributed, t_epoch = 0, time.time()
-            batches = iter(loader)
-            while state["batch"] < batches_per_epoch:
-                t_wait = time.time()
-                batch = next(batches, None)
-                if batch is None: break
-                elog.data_s += time.time() - t_wait
-                b = state["batch"]
-                if run.augment == "rot90": batch = rotate_batch(batch, rotation_of(seed, epoch, b, rank, square=square))
-                win_start = b - b % run.accum
-                window = min(run.accum, batches_per_epoch - win_start)    # a short last window is flushed
-                last_in_window = b + 1 - win_start == window
-                no_sync = net.no_sync() if (world > 1 and not last_in_window) else contextlib.nullcontext()
-                with no_sync:
-                    loss, parts = forward_loss(net, batch, loss_fn, autocast_dtype=run.autocast_dtype, device=device,
-                                                channels_last=run.channels_last, table=table)
-                    # agree across ranks before backward: DDP's gradient hooks need every rank to backpropagate
-                    bad = _all_reduce_flags([int(not torch.isfinite(loss.detach()))], device)[0]
-                    if bad and run.nan_policy == "error":
-                        raise FloatingPointError(f"{phase}: non-finite loss ({loss.item()}) at epoch {epoch}, "
-                                                 f"batch {b}, step {state['step']} (train.nan_policy: error)")
-                    if bad: state["skipped"] += 1; elog.skipped_epoch += 1
-                    else:
-                        backward(loss, 1.0 / window, scaler if run.use_scaler else None)
-                        contributed += 1
-                        elog.add({"loss": loss.item(), **parts}, len(batch[0]))
-                state["batch"] = b + 1; elog.samples += len(batch[0]) * world
-                if not last_in_window: continue
-                if contributed:
-                    if run.use_scaler: scaler.unscale_(optimizer)
-                    if run.grad_clip > 0: nn.utils.clip_grad_norm_(raw.parameters(), run.grad_clip)
-                    if run.use_scaler: scaler.step(optimizer); scaler.update()
-                    else: optimizer.step()
-                    schedule.step()
-                    if ema is not None: ema.update(raw)
-                optimizer.zero_grad(set_to_none=True); contributed = 0
-                state["step"] += 1
-                if on_step is not None and on_step(epoch, state["batch"], state["step"]) and stop.signum is None:
-                    stop.signum = signal.SIGTERM
-                now = time.time()
-                stop_now, due = _all_reduce_flags([int(stop.signum is not None),
-                                                   int(checkpoint_due(state["step"], now - last_save, run.every_steps, run.every_min))], device)
-                if stop_now or (due and state["batch"] < batches_per_epoch):
-                    elog.busy_s += now - t_epoch; t_epoch = now
-                    save_last(epoch); last_save = time.time()
-                    if stop_now:
-                        if live: live.end()
-                        raise _stop(phase, stop.signum, f"at epoch {epoch}, batch {state['batch']}", paths["last"])
-                    if rank == 0: _say(f"{phase}: epoch {epoch}, batch {state['batch']}/{batches_per_epoch}: saved {paths['last']}")
-                if rank == 0 and run.log_every_s >= 0 and now - last_say >= run.log_every_s:
-                    last_say = now
-                    m = elog.means()
-                    _say(f"{phase}: epoch {epoch}, batch {state['batch']}/{batches_per_epoch}, loss {m.get('loss', math.nan):.4g}, "
-                         f"{elog.samples / max(elog.busy_s + now - t_epoch, 1e-9):.1f} samples/s")
-            elog.busy_s += time.time() - t_epoch
-            history.append(_end_of_epoch(epoch, elog, world, device, kept, val_data, loss_fn, run, rank, score_fn, score_name,
-                                         optimizer, schedule, state, table))
-            state.update(epoch=epoch + 1, batch=0)
-            elog = EpochLog()
-            ck = checkpoint(epoch, finished=state["epoch"] >= end)
-            if rank == 0:
-                if history[-1].pop("improved"): save_checkpoint(ck, paths["best"])
-                save_checkpoint(ck, paths["epochs"] / f"epoch_{epoch:03d}.pt")
-                _prune(paths["epochs"], run.keep_last)
-                save_checkpoint(ck, paths["last"])
-                _log_epoch(live, epoch, history[-1], state["skipped"])
-                _say(_epoch_line(phase, history[-1], score_name))
-            else: history[-1].pop("improved")
-            last_save = time.time()
-            if state["epoch"] < end and _all_reduce_flags([int(stop.signum is not None)], device)[0]:
-                if live: live.end()   # a signal during validation: last.pt of this epoch is already written
-                raise _stop(phase, stop.signum, f"after epoch {epoch}", paths["last"])
-    if live: live.end()
-    summary = {"phase": phase, "epochs": [start, end], "epochs_run": [h["epoch"] for h in history],
-               "best_val": state["best_val"], "best_epoch": state["best_epoch"], "select_by": run.select_by, "select_min_gain": run.min_gain, "ema_decay": run.ema_decay, "start_val_score": state["start_val_score"], "final": history[-1] if history else None, "history": history,
-               "samples_per_s": (sum(h["samples_per_s"] for h in history) / len(history)) if history else None,
-               "skipped_batches": state["skipped"], "device": str(device), "world_size": world,
-               "amp_dtype": run.amp_name,
-               "resumed_from": resumed, "init_from": str(init_from) if (init_from and not resumed) else None,
-               "best_checkpoint": str(paths["best"]), "wall_s": round(time.time() - t0, 3)}
-    if rank == 0:
-        out = _summary_path(root, phase)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(out) as t: Path(t).write_text(json.dumps(summary, indent=2, default=str))
-    return summary
-
-
-def _validation_csi(raw, val_data, loss_fn, run, device, rank, world, score_fn, table=None) -> float:
-    "Validation CSI (mean over leads) of the model as it is."
-    from nowcast.verification import scores
-    val = validate(raw, val_data, loss_fn, batch_size=run.bs, device=device, autocast_dtype=run.autocast_dtype,
-                   channels_last=run.channels_last, rank=rank, world=world, score_fn=score_fn, table=table)
-    csi = scores(val["counts"])["csi"] if val["counts"] is not None else np.array([np.nan])
-    return float(np.nanmean(csi)) if np.isfinite(csi).any() else math.nan
-
-
-def _end_of_epoch(epoch, elog, world, device, raw, val_data, loss_fn, run, rank, score_fn, score_name,
-                  optimizer, schedule, state, table=None) -> dict:
-    "Validate, step the plateau schedule, and the epoch's row of numbers (with 'improved')."
-    names = sorted(elog.sums)
-    tot = _all_reduce_sum([elog.sums[k] for k in names] + [elog.n_seen, elog.data_s, elog.busy_s], device)
-    n_seen = tot[len(names)]
-    train_means = {k: v / n_seen if n_seen else math.nan for k, v in zip(names, tot)}
-    val = validate(raw, val_data, loss_fn, batch_size=run.bs, device=device, autocast_dtype=run.autocast_dtype,
-                   channels_last=run.channels_last, rank=rank, world=world, score_fn=score_fn, table=table)
-    train_loss = train_means.pop("loss", math.nan)
-    score = val["loss"] if math.isfinite(val["loss"]) else train_loss
-    schedule.epoch_end(score)
-    csi = None
-    if val["counts"] is not None:
-        from nowcast.verification import scores
-        csi = scores(val["counts"])["csi"]
-    if run.select_by == "csi" and csi is not None:  # the best checkpoint is the most skilful, not the lowest loss
-        score = -float(np.nanmean(csi)) if np.isfinite(csi).any() else math.inf
-    improved, near = _beats(score, state["best_val"], run.min_gain), _beats(score, state["best_val"])
-    if improved: state["best_val"], state["best_epoch"] = score, epoch
-    row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], "lr": optimizer.param_groups[0]["lr"],
-           "samples_per_s": elog.samples / max(elog.busy_s, 1e-9),
-           "data_wait_frac": tot[-2] / max(tot[-1], 1e-9), "skipped_batches_epoch": elog.skipped_epoch}
-    row.update({f"train_{k}": v for k, v in train_means.items()})
-    row.update({f"val_{k}": v for k, v in val["parts"].items()})
-    if csi is not None:
-        row[f"val_{score_name}"] = float(np.nanmean(csi)) if np.isfinite(csi).any() else math.nan
-        row.update({f"val_{score_name}_lead{k + 1}": float(c) for k, c in enumerate(csi)})
-    row["improved"], row["gain_below_min"] = improved, near and not improved
-    return row
-
-
-def _log_epoch(live, epoch, row, skipped_total):
-    "One dvclive step per epoch: every number of the row (per-lead CSI as plain metrics, not plots)."
-    live.step = epoch
-    for k, v in row.items():
-        if k == "epoch": continue
-        plot = "_lead" not in k and k not in ("skipped_batches_epoch", "gain_below_min")
-        live.log_metric(k, int(v) if isinstance(v, bool) else v, plot=plot)   # dvclive's files hold numbers: 0/1
-    live.log_metric("skipped_batches", skipped_total, plot=False)
-    live.sync()
-
-
-def _epoch_line(phase, row, score_name):
-    parts = [f"{phase}: epoch {row['epoch']} train {row['train_loss']:.4g}, val {row['val_loss']:.4g}"]
-    if f"val_{score_name}" in row: parts.append(f"val {score_name} {row[f'val_{score_name}']:.3f}")
-    parts.append(f"{row['samples_per_s']:.1f} samples/s, data wait {row['data_wait_frac']:.0%}")
-    if row.get("gain_below_min"): parts.append("better than the best by less than train.select_min_gain: not kept")
-    return ", ".join(parts)
+from .checkpoints import checkpoint_due, remove_interrupted_writes, rng_state, save_checkpoint, set_rng_state
+from .batches import EpochSampler, apply_channels_last, backward, dist_info, epoch_loader, evaluate_loss
+from .batches import forward_loss, phase_loader, rotate_batch, rotation_of, seed_everything, validate
+from .schedule import PhaseSchedule, WeightAverage, phase_epochs, phase_number
+from .engine import EpochLog, TrainingInterrupted, fit, summary_path
+
+_all_ = ['PhaseSchedule', 'rng_state', 'set_rng_state', 'save_checkpoint', 'remove_interrupted_writes', 'EpochSampler',
+         'phase_loader', 'epoch_loader', 'rotation_of', 'rotate_batch', 'forward_loss', 'backward', 'apply_channels_last',
+         'TrainingInterrupted', 'phase_epochs', 'validate', 'evaluate_loss', 'EpochLog', 'checkpoint_due',
+         'WeightAverage', 'fit']   # what nowcast.train has always exported
 
 # %% ../nbs/05_train.ipynb #7f4868ef
 def apply_overrides(params: dict, # the params dict (not modified)
@@ -760,10 +87,6 @@ def _phase_loss(params, phase, norm):
                              csi_weight=float(pp.get("csi_weight", 0.0) or 0.0),
                              csi_dbz=tuple(float(t) for t in tp.get("csi_dbz", (35.0, 40.0))))
 
-def _phase_model(params, cache):
-    "The model of `params`, sized for the cache's windows, and its `{name, kwargs}` config."
-    return model_from_params(params, int(cache.shape[1]), cache.n_in, cache.n_out, cache.norm)
-
 def _csi_counter(norm, threshold_dbz: float):
     "(pred, target, valid) normalised -> [n_out, 3] hits, misses, false alarms of the column maximum at the threshold."
     from nowcast.codes import denormalize
@@ -779,9 +102,10 @@ def _csi_counter(norm, threshold_dbz: float):
         return total
     return count
 
+# %% ../nbs/05_train.ipynb #dc885476
 def _previous_phase_end(params: dict, phase: str, init) -> dict:
     "Params whose previous phase ends where its checkpoint `init` says it ran to (`--epochs` may have cut it), not where params.yaml says."
-    n = _phase_number(phase)
+    n = phase_number(phase)
     if n < 2 or init is None or not Path(init).is_file(): return params
     prev = f"phase{n - 1}"
     ran = (load_checkpoint(init).get("params") or {}).get(prev, {}).get("epochs")
@@ -790,12 +114,14 @@ def _previous_phase_end(params: dict, phase: str, init) -> dict:
           f"params; {phase} goes on from there", file=sys.stderr)
     return apply_overrides(params, {f"{prev}.epochs": int(ran)})
 
+# %% ../nbs/05_train.ipynb #e09fd4df
 def _spread(dataset, n: int):
     "At most `n` windows of `dataset`, evenly spread (0: all)."
     from torch.utils.data import Subset
     if not n or len(dataset) <= n: return dataset
     return Subset(dataset, np.unique(np.round(np.linspace(0, len(dataset) - 1, int(n))).astype(int)).tolist())
 
+# %% ../nbs/05_train.ipynb #36b5f464
 def train_phase(params: dict, # the whole params dict (params.yaml)
                 phase: str, # "phase1", "phase2" or "phase3"
                 *, overrides: dict|None = None, # dotted key -> value (`--set`)
@@ -807,7 +133,7 @@ def train_phase(params: dict, # the whole params dict (params.yaml)
     "Train one curriculum phase from the prepared cache; returns the summary (also in reports/{phase}_train.json)."
     from nowcast.cache import RadarWindows
     params = apply_overrides(params, overrides)
-    _phase_number(phase)
+    phase_number(phase)
     if phase not in params: raise ValueError(f"params has no {phase!r} section")
     root = Path(root)
     rel = lambda p: None if p in (None, "") else (Path(p) if Path(p).is_absolute() else root / p)
@@ -820,8 +146,9 @@ def train_phase(params: dict, # the whole params dict (params.yaml)
     # validation scores whole grids (radars of other sizes padded as missing): crops' edges would rank checkpoints
     val_ds = RadarWindows(cache_dir, "val", as_codes=True, pad_grids=True) if "val" in train_ds.cache.windows else None
     if val_ds is not None: val_ds = _spread(val_ds, int(params["train"].get("max_val_windows", 0) or 0))
-    _seed_everything(int(params.get("seed", 0)))   # the initial weights follow from params.seed
-    model, cfg = _phase_model(params, train_ds.cache)
+    seed_everything(int(params.get("seed", 0)))   # the initial weights follow from params.seed
+    cache = train_ds.cache
+    model, cfg = model_from_params(params, int(cache.shape[1]), cache.n_in, cache.n_out, cache.norm)
     loss_fn = _phase_loss(params, phase, train_ds.cache.norm)
     score_dbz = float(params["train"].get("score_dbz", 35.0))
     init = init_from if init_from is not None else params[phase].get("init_from")
@@ -893,11 +220,11 @@ def cli_main(argv: list[str]|None = None # arguments after `nowcast train`
         print(f"nowcast train: {e}", file=sys.stderr); return 1
     finally:
         if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
-    if summary is not None and _dist_info()[0] == 0:
+    if summary is not None and dist_info()[0] == 0:
         f = summary["final"] or {}
         print(f"{args.phase}: epochs {summary['epochs'][0]}..{summary['epochs'][1] - 1}, best val {summary['best_val']:.5f}, "
               f"last train loss {f.get('train_loss', float('nan')):.5f}, {summary['samples_per_s']:.1f} samples/s "
               f"on {summary['device']} ({summary['amp_dtype']}), skipped {summary['skipped_batches']}")
-        print(f"{args.phase}: summary in {_summary_path(args.root, args.phase).resolve()}, "
+        print(f"{args.phase}: summary in {summary_path(args.root, args.phase).resolve()}, "
               f"best weights in {Path(summary['best_checkpoint']).resolve()}")
     return 0

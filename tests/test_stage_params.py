@@ -70,9 +70,9 @@ def test_nowcast_stages_read_only_listed_params(tiny_project, monkeypatch):
         is_params = isinstance(data, dict) and "prepare" in data and "train" in data
         return Recording(data, log) if is_params else data
     monkeypatch.setattr(yaml, "safe_load", recording_load)
-    from nowcast import train   # checkpoints keep the params as plain dicts (weights_only loading)
-    real_save = train.save_checkpoint
-    monkeypatch.setattr(train, "save_checkpoint", lambda ck, path: real_save(
+    from nowcast import engine   # checkpoints keep the params as plain dicts (weights_only loading)
+    real_save = engine.save_checkpoint
+    monkeypatch.setattr(engine, "save_checkpoint", lambda ck, path: real_save(
         {**ck, "params": ck["params"].plain() if isinstance(ck["params"], Recording) else ck["params"]}, path))
     problems = {}
     for name, stage in _stages().items():

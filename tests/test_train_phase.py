@@ -7,7 +7,7 @@ import pytest
 import torch
 
 
-from nowcast import train
+from nowcast import engine, train
 from nowcast.train import load_checkpoint, load_model, train_phase
 
 torch.set_num_threads(1)
@@ -19,12 +19,13 @@ def test_each_model_overfits_a_few_windows(tmp_path, tiny_params, name):
     from nowcast.data import RadarWindows
     from torch.utils.data import Subset
     p = tiny_params
-    p["model"]["name"] = name          # ConvLSTM takes no `groups`: _phase_model leaves it out
+    p["model"]["name"] = name          # ConvLSTM takes no `groups`: model_from_params leaves it out
     p["train"]["warmup_steps"] = 0
     p["phase1"].update(epochs=50, lr=1e-2)
     ds = Subset(RadarWindows(p["prepare"]["cache_dir"], "train"), range(4))
     torch.manual_seed(0)
-    model, cfg = train._phase_model(p, ds.dataset.cache)
+    cache = ds.dataset.cache
+    model, cfg = train.model_from_params(p, int(cache.shape[1]), cache.n_in, cache.n_out, cache.norm)
     loss_fn = train._phase_loss(p, "phase1", ds.dataset.cache.norm)
     start = train.evaluate_loss(model, ds, loss_fn, batch_size=2)
     s = train.fit(model, ds, ds, loss_fn, p, "phase1", model_config=cfg, root=tmp_path)
@@ -117,7 +118,7 @@ def test_channels_last_same_loss(tiny_params):
     from nowcast.data import RadarWindows
     ds = RadarWindows(tiny_params["prepare"]["cache_dir"], "train")
     torch.manual_seed(0)
-    model, _ = train._phase_model(tiny_params, ds.cache)
+    model, _ = train.model_from_params(tiny_params, int(ds.cache.shape[1]), ds.cache.n_in, ds.cache.n_out, ds.cache.norm)
     model.eval()
     loss_fn = train._phase_loss(tiny_params, "phase1", ds.cache.norm)
     batch = [torch.stack(t) for t in zip(ds[0], ds[1])]
@@ -197,12 +198,12 @@ def test_an_epoch_must_beat_the_best_by_train_select_min_gain(tmp_path, tiny_par
     """train.select_min_gain: an epoch that scores higher than the best by less than it is logged, not kept. Validation
     is scripted (the starting weights 0.300, then each epoch a little higher) so that the gains are known."""
     scripted = []
-    real_validate = train.validate
+    real_validate = engine.validate   # the engine's call of it is spied on
     def scripted_validate(*a, **k):
         out = real_validate(*a, **k)
         csi = scripted.pop(0)   # hits / (hits + misses + false alarms) = csi at every lead
         return {**out, "counts": np.tile(np.array([[1000 * csi, 1000 * (1 - csi), 0.0]]), (len(out["counts"]), 1))}
-    monkeypatch.setattr(train, "validate", scripted_validate)
+    monkeypatch.setattr(engine, "validate", scripted_validate)
     p = {**tiny_params, "train": {**tiny_params["train"], "select_by": "csi"}}
     scripted[:] = [0.300, 0.303, 0.304]
     s = train_phase(p, "phase1", root=tmp_path / "any")
@@ -244,11 +245,11 @@ def test_radars_of_two_sizes_train_on_crops_and_validate_on_whole_grids(tmp_path
                    "advect_space": "linear_z"},
          "train": {**tiny_params["train"], "crop": 8, "crops_per_window": 2, "select_by": "csi", "score_dbz": 35}}
     seen = []
-    real_validate = train.validate
+    real_validate = engine.validate   # the engine's call of it is spied on
     def spy(model, dataset, *a, **k):
         seen.append(tuple(dataset[0][0].shape[-2:]) if dataset is not None and len(dataset) else None)
         return real_validate(model, dataset, *a, **k)
-    monkeypatch.setattr(train, "validate", spy)
+    monkeypatch.setattr(engine, "validate", spy)
     s = train_phase(p, "phase1", root=tmp_path, overrides={"phase1.epochs": 1})
     assert seen and set(seen) == {(24, 24)}, seen                 # whole grids, radar_a's 16 x 16 padded to 24 x 24
     assert s["start_val_score"] is not None and 0 < s["start_val_score"] <= 1
