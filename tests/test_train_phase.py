@@ -94,18 +94,18 @@ def test_interrupted_run_with_other_settings_starts_over(tmp_path, tiny_params):
 
 def test_nan_batch_names_phase_epoch_step(tmp_path, tiny_params, monkeypatch):
     "A NaN in the inputs stops training with an error naming where; `skip` counts it instead."
-    from nowcast import data
+    from nowcast import cache
     # training reads uint8 codes and decodes them on the device with the dataset's table: code 255 (never
     # written by prepare) is made to decode to NaN, and window 0 of the training split gets one
-    real_table, real_fill = data.code_table, data.RadarWindows._fill
+    real_table, real_fill = cache.code_table, cache.RadarWindows._fill
     def table_with_nan(*a, **k):
         t = real_table(*a, **k).clone(); t[255] = float("nan"); return t
     def poisoned(self, i, inputs, targets, valid):   # both __getitem__ and __getitems__ fill windows through it
         real_fill(self, i, inputs, targets, valid)
         if self.split == "train" and i == 0:
             inputs[0, 0, 0, 0] = 255 if inputs.dtype == torch.uint8 else float("nan")
-    monkeypatch.setattr(data, "code_table", table_with_nan)
-    monkeypatch.setattr(data.RadarWindows, "_fill", poisoned)
+    monkeypatch.setattr(cache, "code_table", table_with_nan)   # where RadarWindows looks it up
+    monkeypatch.setattr(cache.RadarWindows, "_fill", poisoned)
     with pytest.raises(FloatingPointError, match=r"phase1: non-finite loss .* at epoch 0, batch \d+, step \d+"):
         train_phase(tiny_params, "phase1", root=tmp_path / "err")
     s = train_phase(tiny_params, "phase1", root=tmp_path / "skip", overrides={"train.nan_policy": "skip"})
