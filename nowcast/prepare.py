@@ -107,19 +107,16 @@ def _too_little(raw_dir, what: str, skips: Skips) -> str:
     return f"{raw_dir}: {what}" + (f"; {len(skips.items)} scans refused:\n  " + "\n  ".join(lines) if lines else "")
 
 # %% ../nbs/02e_prepare.ipynb #acba60de
-def _checked_params(*, split, reader, pool, pool_space, dbz_min, dbz_max, dbz_step, max_missing_frac, **rest) -> dict:
-    "The settings of `prepare` as its report records them (split and reader filled in); bad values fail before any work."
-    split = dict(split or {"train": 0.6, "val": 0.2, "test": 0.2})
-    reader = {**read_options({}), **(reader or {})}
-    check_quantisation(dbz_min, dbz_max, dbz_step); split_counts(0, split)
+def _checked_params(**settings) -> dict:
+    "`prepare`'s settings as its report records them, in the order given (split and reader filled in); bad values fail before any work."
+    p = {**settings, "split": dict(settings["split"] or {"train": 0.6, "val": 0.2, "test": 0.2}),
+         "reader": {**read_options({}), **(settings["reader"] or {})}}
+    check_quantisation(p["dbz_min"], p["dbz_max"], p["dbz_step"]); split_counts(0, p["split"])
+    pool, pool_space, missing = p["pool"], p["pool_space"], p["max_missing_frac"]
     if pool_space not in ("dbz", "linear_z"): raise ValueError(f"pool_space must be 'dbz' or 'linear_z', not {pool_space!r}")
     if int(pool) != pool or pool < 1: raise ValueError(f"pool must be a positive integer, not {pool!r}")
-    if not 0 <= max_missing_frac <= 1: raise ValueError(f"data.max_missing_frac must be within 0..1, not {max_missing_frac!r}")
-    p = dict(rest, pool=pool, pool_space=pool_space, dbz_min=dbz_min, dbz_max=dbz_max, dbz_step=dbz_step,
-             max_missing_frac=max_missing_frac, split=split, reader=reader)
-    order = ("field", "event_gap_s", "pool", "pool_space", "dbz_min", "dbz_max", "dbz_step", "n_in", "n_out", "stride",
-             "max_gap_s", "time_step_s", "pixel_km", "max_missing_frac", "split", "reader", "min_train_windows")
-    return {key: p[key] for key in order}
+    if not 0 <= missing <= 1: raise ValueError(f"data.max_missing_frac must be within 0..1, not {missing!r}")
+    return p
 
 def _model_events(raw_dir: Path, params: dict, skips: Skips) -> tuple:
     "(scans found, the events of the radars the model suits, at its cadence, the radars' report, each radar's scans)."
