@@ -40,7 +40,8 @@ __all__ = ['IMPORT_DEFAULTS', 'Conversion', 'averaging_factor', 'rain_to_dbz', '
            'import_source', 'import_radar', 'import_from_params', 'format_summary', 'cli_main']
 
 # %% ../nbs/01b_radar_import.ipynb #fa2f7d9a
-from .radar_sources import check_importer_kwargs, find_source_files, get_importer, import_hdf5_grid, IMPORTERS, pysteps_data_sources, pysteps_io, RadarSource, regrid_latlon, scan_time_of, source_spec, SOURCES
+# with the names imported above, what `nowcast.radar_import` offered before the split
+from .radar_sources import import_hdf5_grid, IMPORTERS, pysteps_data_sources, regrid_latlon
 
 # %% ../nbs/01b_radar_import.ipynb #76e3a2e4
 @dataclass(frozen=True)

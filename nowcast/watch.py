@@ -44,11 +44,10 @@ _log = logging.getLogger("nowcast.watch")  # the service's log name, as operator
 __all__ = ['Watcher', 'show_status', 'cli_main']
 
 # %% ../nbs/10a_watch.ipynb #72ca1f34
-# the names these chapters hold, importable from `nowcast.watch` as before the split
-from .feed import ahead_of_clock, Arrival, file_sig, scan_files, ScanFeed, start_observer
-from .forecast_dir import clean_partials, load_state, LOCK, lock_folder, name_fault, PARTIAL, save_state, STATE, STATUS, write_group
-from .health import health, read_status, status_text
-from .ldata import LDATA, ldata_data_path, ldata_texts, parse_ldata_ascii, parse_ldata_xml, read_latest_data_info, write_latest_data_info
+# with the names imported above, what `nowcast.watch` offered before the split
+from .feed import file_sig, scan_files
+from .forecast_dir import LOCK, name_fault, PARTIAL, STATE
+from .ldata import LDATA, ldata_data_path, ldata_texts, parse_ldata_ascii, parse_ldata_xml, read_latest_data_info
 
 # %% ../nbs/10a_watch.ipynb #b3f23d77
 def _iso(t) -> str:
