@@ -35,11 +35,15 @@ def import_graph(pkg: Path = PKG) -> dict:
     graph = {}
     for name, path in paths.items():
         names = imported_names(ast.parse(path.read_text()), name, path.name == "__init__.py")
-        # a dotted name loads its longest prefix that is a module of ours (`nowcast.io.Grid` -> `nowcast.io`)
-        targets = {next((".".join(n.split(".")[:k]) for k in range(n.count(".") + 1, 0, -1)
-                         if ".".join(n.split(".")[:k]) in paths), None) for n in names}
-        graph[name] = sorted(t for t in targets if t not in (None, name, pkg.name))
+        graph[name] = sorted(modules_loaded(names, paths) - {name, pkg.name})
     return graph
+
+
+def modules_loaded(names, modules) -> set:
+    "The modules of ours that dotted names load: each name's longest prefix among `modules` (`nowcast.io.Grid` -> `nowcast.io`)."
+    targets = {next((".".join(n.split(".")[:k]) for k in range(n.count(".") + 1, 0, -1)
+                     if ".".join(n.split(".")[:k]) in modules), None) for n in names}
+    return targets - {None}
 
 
 def cycles(graph: dict) -> list:

@@ -6,38 +6,34 @@ from pathlib import Path
 import pytest
 import yaml
 
+from test_import_graph import import_graph, imported_names, modules_loaded
+
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "nowcast"
 MAX_MODULE_LINES = 620   # "about 600": where a reader of a module starts to lose the thread
 MAX_FUNCTION_LINES = 65  # about what a notebook can show in one cell and explain in a sentence
+GRAPH = import_graph()   # {nowcast.x: the package's modules it imports}
 
 
 def _modules() -> dict:
     return {p.stem: p for p in PKG.glob("*.py") if not p.name.startswith("_")}
 
 
-def imports_of(tree: ast.AST) -> set:
-    "The `nowcast` modules a piece of code imports, at any level (inside functions too)."
-    out = set()
-    for n in ast.walk(tree):
-        if isinstance(n, ast.ImportFrom):
-            if n.level == 1: out |= {n.module.split(".")[0]} if n.module else {a.name for a in n.names}
-            elif n.module and n.module.startswith("nowcast."): out.add(n.module.split(".")[1])
-            elif n.module == "nowcast": out |= {a.name for a in n.names}
-        elif isinstance(n, ast.Import):
-            out |= {a.name.split(".")[1] for a in n.names if a.name.startswith("nowcast.")}
-    return out & set(_modules())
+def imports_of(tree: ast.AST, name: str = "nowcast.__notebook__") -> set:
+    "The `nowcast` modules (short names) a piece of code imports, at any level (inside functions too): the import graph's own parser."
+    loaded = modules_loaded(imported_names(tree, name, False), GRAPH)
+    return {m.split(".", 1)[1] for m in loaded if "." in m}
 
 
 def closure(modules) -> set:
     "Every module the given ones import, directly or not (themselves included)."
-    todo, seen = list(modules), set()
+    todo, seen = [f"nowcast.{m}" for m in modules], set()
     while todo:
         m = todo.pop()
         if m in seen: continue
         seen.add(m)
-        todo += imports_of(ast.parse(_modules()[m].read_text()))
-    return seen
+        todo += GRAPH[m]
+    return {m.split(".", 1)[1] for m in seen}
 
 
 def _notebook_imports(path: Path) -> set:
