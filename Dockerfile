@@ -13,6 +13,10 @@
 # written in under 0.2 s (reports/bench_checkpoint.md); the 300 s are for the optimizer step in progress or an
 # end-of-epoch validation pass, not measured on the H200 (no GPU where the benchmark ran), with ample margin.
 #
+# The CPU float path: every `nowcast` command that runs a model pins it (nowcast.floatpath: ATen AVX2, oneDNN up to
+# AVX2, MKL's COMPATIBLE branch, 2 threads), here as on a laptop, so CPU work in the image adds up as the committed
+# run did; `docker run -e NOWCAST_FLOAT_PATH=native ...` takes the machine's fastest path instead. CUDA is its own path.
+#
 # The base image's tag carries the same torch version as pyproject's pin (tests/test_dockerfile.py checks
 # it); torch is also installed explicitly from PyTorch's CUDA index at that exact version, so a base
 # image that drifts can never leave a different torch inside.

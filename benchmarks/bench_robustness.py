@@ -1,14 +1,16 @@
 """The embedded model's skill over training seeds and CPU float paths: is the conclusion a result or a draw?
 
     .venv/bin/python benchmarks/bench_robustness.py [--params params.yaml] [--set KEY=VALUE] [--seeds 42 11 23]
-                                                    [--paths default other] [--work DIR] [--smoke]
+                                                    [--paths pinned native aten-scalar mkl-avx2] [--work DIR] [--smoke]
 
 Builds the archive and the window cache of `--params` once (they do not depend on the training seed), scores
 the baselines once, then for every float path and seed trains the three curriculum phases with `nowcast train`
 and scores the model with `nowcast evaluate` on the test events, each in a process of its own: the same
-commands `dvc repro` runs. The float path is chosen the way PyTorch and oneDNN read it from the environment:
-`default` is the machine's own (AVX-512 here), `other` the next one down (AVX2 where the default is AVX-512,
-plain SSE4.1 where it is AVX2). Writes `reports/robustness.md` and `.json`: CSI at 20/35/40 dBZ per lead for the
+commands `dvc repro` runs. The float path is chosen through the environment, as `nowcast.floatpath` reads it:
+`pinned` is the path the pipeline trains on everywhere (ATen AVX2, oneDNN up to AVX2, MKL's COMPATIBLE branch,
+2 threads); `native` the machine's own (`NOWCAST_FLOAT_PATH=native`: AVX-512 here, MKL's automatic branch);
+`aten-scalar` the machine's own with ATen's vector kernels off (`ATEN_CPU_CAPABILITY=default`); `mkl-avx2` ATen
+and oneDNN at AVX2 with MKL's AVX2 branch (`MKL_CBWR=AVX2`, Intel's own). Writes `reports/robustness.md` and `.json`: CSI at 20/35/40 dBZ per lead for the
 model (mean, min and max over the runs) beside each baseline, and which leads hold in every run.
 A run whose evaluation is already in `--work` is not run again (`--fresh` starts over), so a pre-empted
 benchmark goes on where it stopped. About 9 minutes per run on a 2-core CPU.
@@ -31,16 +33,19 @@ from nowcast.train import apply_overrides  # noqa: E402
 THRESHOLDS = (35, 40, 20)
 
 
-def float_paths(capability: str) -> dict:
-    "Environment per float path name: the machine's default, and the next instruction set down."
-    other = ({"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"} if capability.upper().startswith("AVX512")
-             else {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"})
-    return {"default": {}, "other": other}
+PATHS = ("pinned", "native", "aten-scalar", "mkl-avx2")
+
+
+def float_paths() -> dict:
+    "Environment per float path name: the pinned path, the machine's own, ATen without vector kernels, MKL's AVX2 branch."
+    native = {"NOWCAST_FLOAT_PATH": "native"}   # the `nowcast` command then leaves the variables below as they are
+    return {"pinned": {}, "native": native, "aten-scalar": {**native, "ATEN_CPU_CAPABILITY": "default"},
+            "mkl-avx2": {**native, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}}
 
 
 def capability(env: dict) -> str:
-    "The instruction set PyTorch's CPU kernels use under `env` (asked of a fresh process, as the runs are)."
-    code = "import torch; print(torch.backends.cpu.get_cpu_capability())"
+    "The instruction set PyTorch's CPU kernels use under `env` (asked of a fresh process pinned as `nowcast` pins it)."
+    code = "from nowcast.floatpath import pin_float_path; pin_float_path(); import torch; print(torch.backends.cpu.get_cpu_capability())"
     return subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True,
                           check=True).stdout.strip()
 
@@ -203,7 +208,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default=str(ROOT / "params.yaml"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[42, 11, 23])
-    ap.add_argument("--paths", nargs="+", default=["default", "other"], choices=["default", "other"])
+    ap.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS)
     ap.add_argument("--work", default=None, help="where archive, cache, runs go (default: .bench/<name> in the repo)")
     ap.add_argument("--out-dir", default=str(ROOT / "reports"))
     ap.add_argument("--name", default="robustness", help="the report's name: <out-dir>/<name>.md and .json")
@@ -225,7 +230,7 @@ def main(argv=None):
     work.mkdir(parents=True, exist_ok=True)
     try:
         params_path, baselines = prepare(work, params, work / "prepare.log")
-        envs = float_paths(capability({}))
+        envs = float_paths()
         paths = {p: {"env": envs[p], "capability": capability(envs[p])} for p in a.paths}
         runs = []
         for p in a.paths:

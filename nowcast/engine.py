@@ -29,6 +29,7 @@ from .checkpoints import rng_state, save_checkpoint, set_rng_state
 from .batches import all_reduce_flags, all_reduce_sum, apply_channels_last, backward, forward_loss, init_distributed
 from .batches import phase_loader, rotate_batch, rotation_of, seed_everything, validate
 from .schedule import PhaseSchedule, WeightAverage, phase_epochs
+from .floatpath import describe, float_path
 
 # %% ../nbs/05d_engine.ipynb #1c917099
 class TrainingInterrupted(RuntimeError):
@@ -155,6 +156,7 @@ class Trainer:
         self.rank, self.world, self.device = init_distributed(resolve_device(tp.get("device", "auto")))
         self.seed = int(params.get("seed", 0))
         if self.device.type == "cpu": torch.use_deterministic_algorithms(True, warn_only=True)
+        if self.device.type == "cpu" and self.rank == 0: _say(f"{phase}: {describe(float_path())}")   # the model depends on it
         self.start, self.end = phase_epochs(params, phase)
         self.run = _Run(params, phase, self.device)
         self.paths = checkpoint_paths(self.root, tp.get("ckpt_dir", "checkpoints"), phase)
@@ -472,7 +474,8 @@ def finish(self: Trainer) -> dict:
                "skipped_batches": state["skipped"], "device": str(self.device), "world_size": self.world,
                "amp_dtype": run.amp_name, "resumed_from": self.resumed,
                "init_from": str(self.init_from) if (self.init_from and not self.resumed) else None,
-               "best_checkpoint": str(self.paths["best"]), "wall_s": round(time.time() - self.t0, 3)}
+               "best_checkpoint": str(self.paths["best"]), "wall_s": round(time.time() - self.t0, 3),
+               "float_path": float_path()}   # which kernels added it up (nowcast.floatpath)
     if self.rank == 0:
         out = summary_path(self.root, self.phase)
         out.parent.mkdir(parents=True, exist_ok=True)

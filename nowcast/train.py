@@ -16,11 +16,11 @@ import yaml
 from torch import nn
 
 # %% auto #0
-__all__ = ['apply_overrides', 'model_from_params', 'train_phase', 'torchrun_command', 'cli_main', 'PhaseSchedule', 'rng_state',
-           'set_rng_state', 'save_checkpoint', 'remove_interrupted_writes', 'EpochSampler', 'phase_loader',
-           'epoch_loader', 'rotation_of', 'rotate_batch', 'forward_loss', 'backward', 'apply_channels_last',
-           'TrainingInterrupted', 'phase_epochs', 'validate', 'evaluate_loss', 'EpochLog', 'checkpoint_due',
-           'WeightAverage', 'fit']
+__all__ = ['apply_overrides', 'model_from_params', 'train_phase', 'torchrun_command', 'cli_main', 'fingerprint',
+           'fingerprint_main', 'PhaseSchedule', 'rng_state', 'set_rng_state', 'save_checkpoint',
+           'remove_interrupted_writes', 'EpochSampler', 'phase_loader', 'epoch_loader', 'rotation_of', 'rotate_batch',
+           'forward_loss', 'backward', 'apply_channels_last', 'TrainingInterrupted', 'phase_epochs', 'validate',
+           'evaluate_loss', 'EpochLog', 'checkpoint_due', 'WeightAverage', 'fit']
 
 # %% ../nbs/05_train.ipynb #8556828f
 from .inference import amp_policy, load_checkpoint, load_model, resolve_device
@@ -227,4 +227,37 @@ def cli_main(argv: list[str]|None = None # arguments after `nowcast train`
               f"on {summary['device']} ({summary['amp_dtype']}), skipped {summary['skipped_batches']}")
         print(f"{args.phase}: summary in {summary_path(args.root, args.phase).resolve()}, "
               f"best weights in {Path(summary['best_checkpoint']).resolve()}")
+    return 0
+
+# %% ../nbs/05_train.ipynb #b47ccbba
+def fingerprint(params: dict, # the whole params dict (its seed, cache and model)
+                batches: int = 20, # optimizer steps of phase 1 to train
+                root: str|Path = ".", # the project folder the params' relative paths are in
+               ) -> dict:
+    "Phase 1's mean training loss over its first `batches` batches on the CPU, trained in a temporary folder; with the float path that gave it."
+    import tempfile
+    cache = Path(params.get("prepare", {}).get("cache_dir", "cache"))
+    cache = cache if cache.is_absolute() else (Path(root) / cache).resolve()
+    over = {"prepare.cache_dir": str(cache), "phase1.epochs": 1, "phase1.init_from": None, "train.device": "cpu",
+            "train.max_batches_per_epoch": int(batches), "train.max_val_windows": 8, "train.nproc_per_node": 1,
+            "train.checkpoint_every_min": 0, "train.checkpoint_every_steps": 0}
+    with tempfile.TemporaryDirectory(prefix="nowcast-fingerprint-") as tmp, contextlib.redirect_stdout(sys.stderr):
+        summary = train_phase(params, "phase1", overrides=over, root=tmp)   # its checkpoints and logs go with tmp
+    return {"loss": float(summary["final"]["train_loss"]), "batches": int(batches), "seed": int(params.get("seed", 0)),
+            "float_path": summary["float_path"]}
+
+def fingerprint_main(argv: list[str]|None = None # arguments after `nowcast fingerprint`
+                    ) -> int:
+    "`nowcast fingerprint`: print the float path's fingerprint (the README gives the committed model's)."
+    from nowcast.floatpath import describe
+    ap = argparse.ArgumentParser(prog="nowcast fingerprint", description="Phase 1's training loss over its first batches: "
+                                 "the same figure on two machines means the same float path, and the same model.")
+    ap.add_argument("--params", default="params.yaml", help="the params file (default %(default)s)")
+    ap.add_argument("--batches", type=int, default=20, help="phase-1 batches to train (default %(default)s)")
+    args = ap.parse_args(argv)
+    if not Path(args.params).is_file(): print(f"{args.params}: params file not found", file=sys.stderr); return 2
+    try: fp = fingerprint(yaml.safe_load(Path(args.params).read_text()), args.batches)
+    except (FileNotFoundError, ValueError) as e: print(f"nowcast fingerprint: {e}", file=sys.stderr); return 1
+    print(f"fingerprint {fp['loss']:.5f}: phase 1's training loss over its first {fp['batches']} batches (seed {fp['seed']})")
+    print(describe(fp["float_path"]))
     return 0

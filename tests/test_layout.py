@@ -44,10 +44,10 @@ def _notebook_imports(path: Path) -> set:
 
 
 def _entry_modules(cmd: str) -> set:
-    "The modules a stage's command starts in: the `nowcast` subcommand's module, or the papermill notebook's imports."
+    "The modules a stage's command starts in: the `nowcast` command's dispatcher (it pins the float path) and the subcommand's module, or the papermill notebook's imports."
     from nowcast.cli import COMMANDS
     out = set()
-    for sub in re.findall(r"(?:^|&&\s*)nowcast (\w+)", cmd): out.add(COMMANDS[sub][0].split(".")[1])
+    for sub in re.findall(r"(?:^|&&\s*)nowcast (\w+)", cmd): out |= {"cli", COMMANDS[sub][0].split(".")[1]}
     for nb in re.findall(r"papermill (\S+\.ipynb)", cmd): out |= _notebook_imports(ROOT / nb)
     return out
 
