@@ -244,7 +244,7 @@ def interval_sentence(intervals: list[dict] # rows of csi_intervals.csv
     "What the intervals are, in one sentence."
     r = intervals[0]
     whole = "whole test events" if r.get("block_by") == "event" else "whole radar-hours of the test events"
-    return (f"Each difference model - baseline below comes with its {_level(r)} interval from a paired bootstrap over {whole} "
+    return (f"The differences model - baseline come with their {_level(r)} interval from a paired bootstrap over {whole} "
             f"({_blocks(r)} drawn with replacement, the same for both methods, {int(r['n_boot'])} draws): the model beats a "
             "baseline where the interval lies above zero, is level with it where the interval holds zero and is below it "
             "where the interval lies under zero.")

@@ -83,7 +83,7 @@ def test_summary_states_each_claim_with_its_interval(tmp_path, block_by, blocks,
             f"(difference at t+10: +0.187, 95% interval +0.120 to +0.251, over {blocks} {kind}).") in lines
     assert sum(l.startswith("- Against optical flow") for l in lines) == 3   # 35 dBZ, and the 20 and 40 dBZ tables
     assert not any(l.startswith("- The model's CSI beats") for l in lines)   # every claim comes with its interval
-    said = next(l for l in lines if l.startswith("Each difference model - baseline"))
+    said = next(l for l in lines if l.startswith("The differences model - baseline"))
     assert over in said and "2000 draws" in said
     for thr in (35, 20, 40):
         head = f"Model - baseline CSI at {thr} dBZ, 95% interval (paired bootstrap over {blocks} {kind}):"
