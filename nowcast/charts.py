@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 # %% auto #0
-__all__ = ['read_dvclive_history', 'plot_curves', 'plot_training', 'plot_csi_by_lead']
+__all__ = ['read_dvclive_history', 'plot_curves', 'plot_training', 'plot_csi_by_lead', 'plot_csi_differences']
 
 # %% ../nbs/01d_charts.ipynb #b535cb25
 def _phase_key(name: str):
@@ -168,3 +168,39 @@ def plot_csi_by_lead(csi: dict,                 # method -> CSI per lead (NaN wh
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig, ax
+
+# %% ../nbs/01d_charts.ipynb #76e18971
+def _records(table) -> list[dict]:
+    "Rows of a table given as a pandas DataFrame or as a list of dicts."
+    return table.to_dict("records") if hasattr(table, "to_dict") else list(table)
+
+def plot_csi_differences(intervals,                  # the intervals table (`nowcast.evaluate.csi_intervals`): DataFrame or rows
+                         thresholds=(20, 35, 40),    # one panel each, dBZ
+                         label=None,                 # method -> display name (default: underscores as spaces)
+                         dpi: int = 80,
+                         ):
+    "CSI difference model - baseline by lead with its interval as error bars, a line per baseline, a panel per threshold; returns (fig, axes)."
+    rows, label = _records(intervals), label or (lambda m: m.replace("_", " "))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    fig, axes = plt.subplots(1, len(thresholds), figsize=(4.0 * len(thresholds), 3.2), dpi=dpi, sharey=True, squeeze=False)
+    for ax, thr in zip(axes[0], thresholds):
+        sel = [r for r in rows if float(r["threshold_dbz"]) == float(thr)]
+        leads = sorted({float(r["lead_min"]) for r in sel})
+        step = float(np.min(np.diff(leads))) if len(leads) > 1 else 1.0
+        for k, m in enumerate(methods):
+            mine = sorted((r for r in sel if r["method"] == m), key=lambda r: float(r["lead_min"]))
+            if not mine: continue
+            x, d, lo, hi = (np.array([float(r[c]) for r in mine]) for c in ("lead_min", "diff", "lo", "hi"))
+            err = np.nan_to_num(np.array([d - lo, hi - d]), nan=0.0)   # no interval: no bar
+            ax.errorbar(x + (k - (len(methods) - 1) / 2) * 0.12 * step, d, yerr=err, marker="o", ms=4, capsize=2.5,
+                        lw=1.2, color=f"C{k + 1}", label=label(m))   # C0 is the model's colour in the CSI chart
+        ax.axhline(0, color="0.25", lw=0.9, gid="zero")
+        ax.set_title(f"CSI ≥ {thr:g} dBZ", fontsize=9)
+        ax.set_xlabel("lead time (min)")
+        if leads: ax.set_xticks(leads)
+        ax.grid(alpha=0.3)
+    level = float(rows[0].get("level", 0.95)) if rows else 0.95
+    axes[0, 0].set_ylabel(f"CSI model − baseline ({100 * level:g}% interval)", fontsize=8)
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig, axes[0]

@@ -28,14 +28,15 @@ from .cells import MOTION_BASELINE, cell_measures, core_survival, move_or_grow_w
 from .cache import load_cache
 from .inference import Forecaster, load_model
 from .write import atomic_write
-from .verification import Scoreboard
+from .verification import Scoreboard, interval_words, paired_block_bootstrap
 
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['DEFAULT_METHODS', 'pick_windows', 'Window', 'read_window', 'model_forecast', 'model_forecaster',
-           'baseline_forecaster', 'Result', 'score_windows', 'headline_metrics', 'write_results', 'evaluate',
-           'bar_sentence', 'summarize', 'move_or_grow', 'cache_mismatch', 'evaluation_params', 'cli_main']
+__all__ = ['BLOCKS', 'INTERVAL_COLUMNS', 'DEFAULT_METHODS', 'pick_windows', 'Window', 'read_window', 'model_forecast',
+           'model_forecaster', 'baseline_forecaster', 'Result', 'block_labels', 'csi_intervals', 'score_windows',
+           'headline_metrics', 'write_results', 'evaluate', 'bar_sentence', 'summarize', 'move_or_grow',
+           'cache_mismatch', 'evaluation_params', 'cli_main']
 
 # %% ../nbs/09_evaluate.ipynb #9339ccb7
 def pick_windows(
@@ -129,6 +130,7 @@ class Result:
     device: str | None = None  # where the model's forecasts were computed ("cpu", "cuda:0")
     precision: str | None = None  # in which precision ("fp32", "bf16")
     forecasters: dict = field(default_factory=dict, repr=False)  # method -> function(Window), to redraw examples
+    intervals: object = None  # model - baseline CSI and its interval per baseline, threshold and lead (`csi_intervals`); None: no model
 
 # %% ../nbs/09_evaluate.ipynb #5d962a00
 def _lead_label(minutes) -> str:
@@ -156,6 +158,52 @@ def _cell_table(cell_rows, core_rows, methods, leads_min):
             row.update(core_survival=float(np.mean(core)) if core else math.nan, n_cores=len(core))
             out.append(row)
     return pd.DataFrame(out)
+
+# %% ../nbs/09_evaluate.ipynb #8b5489c8
+BLOCKS = ("event", "hour")
+
+def block_labels(
+    cache,  # a `nowcast.data.Cache`
+    starts,  # first-scan indices of the windows scored
+    block: str = "event",  # "event" or "hour" (radar-hours)
+) -> np.ndarray:
+    "One integer label per window: its event, or its radar-hour (radar, event, whole hours since the event's first scan)."
+    starts = np.asarray(starts, np.int64)
+    if block not in BLOCKS: raise ValueError(f"evaluate.bootstrap_block is {block!r}: expected one of {', '.join(BLOCKS)}")
+    event = cache.scan_event[starts].astype(np.int64)
+    if block == "event": return event
+    t = np.asarray(cache.times, "datetime64[s]").astype(np.int64)
+    first = {e: t[cache.scan_event == e].min() for e in np.unique(event)}
+    hour = (t[starts] - np.array([first[e] for e in event], np.int64)) // 3600
+    _, label = np.unique(np.stack([np.asarray(cache.scan_radar)[starts], event, hour], 1), axis=0, return_inverse=True)
+    return label.ravel().astype(np.int64)
+
+# %% ../nbs/09_evaluate.ipynb #cfcc7113
+INTERVAL_COLUMNS = ("method", "threshold_dbz", "lead_min", "model_csi", "baseline_csi", "diff", "lo", "hi", "words",
+                    "blocks", "n_boot", "block_by", "level")
+
+def csi_intervals(
+    board: Scoreboard,  # holding a "model" and baselines, each scored on the same windows in the same order
+    blocks,  # one block label per window (`block_labels`)
+    *,
+    n_boot: int = 2000,  # bootstrap draws
+    seed: int = 0,  # their seed
+    level: float = 0.95,  # of the interval
+    block_by: str = "event",  # what a block is, for the reader
+):
+    "Per baseline, threshold and lead: model and baseline CSI (column max), model - baseline and its paired block-bootstrap interval."
+    import pandas as pd
+    model, rows = board.per_window("model"), []
+    for m in (k for k in board.windows if k != "model"):
+        r = paired_block_bootstrap(model, board.per_window(m), blocks, n_boot=n_boot, seed=seed, level=level)
+        for t, thr in enumerate(board.thresholds):
+            for l, lead in enumerate(board.leads):
+                lo, hi = float(r["lo"][l, t]), float(r["hi"][l, t])
+                rows.append(dict(method=m, threshold_dbz=thr, lead_min=lead, model_csi=float(r["csi_a"][l, t]),
+                                 baseline_csi=float(r["csi_b"][l, t]), diff=float(r["diff"][l, t]), lo=lo, hi=hi,
+                                 words=interval_words(lo, hi), blocks=r["n_blocks"], n_boot=r["n_boot"], block_by=block_by,
+                                 level=level))
+    return pd.DataFrame(rows, columns=list(INTERVAL_COLUMNS))
 
 # %% ../nbs/09_evaluate.ipynb #3e18bc3c
 def _score_one(board, cell_rows, core_rows, m, w, fc, leads_min, dx, headline_dbz, min_area, core_dbz, core_radius):
@@ -192,8 +240,11 @@ def score_windows(
     cell_min_area_km2: float = 30.0,  # smallest cell counted
     headline_leads_min=(15,),  # leads reported in metrics.json besides the mean and the last lead
     batch_size: int = 8,  # windows read (and forecast by `.many`) at a time
+    bootstrap_block: str = "event",  # the CSI intervals resample whole test events, or radar-hours ("hour")
+    bootstrap_n: int = 2000,  # bootstrap draws of the CSI intervals
+    bootstrap_seed: int = 0,  # their seed
 ) -> Result:
-    "Run every forecaster on every window; pool scores, cell measures, core survival and timing."
+    "Run every forecaster on every window; pool scores, cell measures, core survival, timing and the model's CSI intervals."
     import pandas as pd
     starts = np.asarray(starts, np.int64)
     if not len(starts):
@@ -201,6 +252,7 @@ def score_windows(
     thresholds = list(thresholds)
     if headline_dbz not in thresholds:
         thresholds.append(headline_dbz)
+    blocks = block_labels(cache, starts, bootstrap_block)   # first: a wrong block name fails before the long part
     cadence = _cadence_s(cache, starts)
     leads_min = [round((k + 1) * cadence / 60.0, 3) for k in range(cache.n_out)]
     board = Scoreboard(thresholds, leads_min, scales=fss_scales, echo_dbz=echo_dbz, per_level=per_level)
@@ -226,6 +278,8 @@ def score_windows(
                  pd.DataFrame(cell_rows), {m: seconds[m] / len(starts) for m in methods}, forecasters=dict(forecasters))
     res.metrics = headline_metrics(res, headline_dbz=headline_dbz, fss_scale=max(fss_scales),
                                    headline_leads_min=headline_leads_min)
+    if "model" in methods and len(methods) > 1:
+        res.intervals = csi_intervals(board, blocks, n_boot=bootstrap_n, seed=bootstrap_seed, block_by=bootstrap_block)
     return res
 
 # %% ../nbs/09_evaluate.ipynb #7bb675d3
@@ -277,7 +331,7 @@ def write_results(
     *,
     headline_dbz: float = 35.0,  # names the CSI-by-lead file (csi35_by_lead.csv)
 ) -> dict:
-    "Write metrics.json, scores.csv, csi<thr>_by_lead.csv and cells.csv atomically; returns their paths."
+    "Write metrics.json, scores.csv, csi<thr>_by_lead.csv, cells.csv and csi_intervals.csv atomically; returns their paths."
     reports_dir = Path(reports_dir)
     ev = reports_dir / "evaluation"
     paths = dict(metrics=reports_dir / "metrics.json", scores=ev / "scores.csv",
@@ -286,6 +340,9 @@ def write_results(
     _write_text(paths["scores"], res.scores.to_csv(index=False))
     _write_text(paths["csi_by_lead"], res.csi_by_lead.to_csv(index=False))
     _write_text(paths["cells"], res.cells.to_csv(index=False))
+    intervals = ev / "csi_intervals.csv"
+    if res.intervals is None: intervals.unlink(missing_ok=True)   # an earlier run's intervals never speak for this one
+    else: _write_text(intervals, res.intervals.to_csv(index=False)); paths["intervals"] = intervals
     return paths
 
 # %% ../nbs/09_evaluate.ipynb #b755b190
@@ -337,7 +394,8 @@ def evaluate(
                         echo_dbz=float(ev.get("echo_dbz", 10.0)), per_level=bool(ev.get("per_level", True)),
                         core_dbz=float(ev.get("core_dbz", 50.0)), core_radius_km=float(ev.get("core_radius_km", 5.0)),
                         cell_min_area_km2=float(ev.get("cell_min_area_km2", 30.0)),
-                        batch_size=int(ev.get("batch_size", 8)))
+                        batch_size=int(ev.get("batch_size", 8)), bootstrap_block=str(ev.get("bootstrap_block", "event")),
+                        bootstrap_n=int(ev.get("bootstrap_n", 2000)), bootstrap_seed=int(ev.get("bootstrap_seed", 0)))
     if "model" in forecasters:   # where and how the scored forecasts were computed (shown by the report)
         f = forecasters["model"].forecaster
         res.device, res.precision = str(f.device), f.precision

@@ -22,8 +22,8 @@ from .write import atomic_write
 
 # %% auto #0
 __all__ = ['PHASES', 'RECIPE_KEYS', 'data_section', 'radar_lines', 'training_section', 'kept_checkpoint', 'recipe',
-           'held_in_every_run', 'beats', 'verdict', 'sample_sentence', 'threshold_tables', 'evaluation_section',
-           'forecast_section', 'run_summary', 'cli_main']
+           'held_in_every_run', 'interval_beats', 'interval_table', 'interval_sentence', 'beats', 'verdict',
+           'sample_sentence', 'threshold_tables', 'evaluation_section', 'forecast_section', 'run_summary', 'cli_main']
 
 # %% ../nbs/13_report.ipynb #24986c28
 PHASES = ("phase1", "phase2", "phase3")
@@ -165,6 +165,90 @@ def _at(held: dict|None, thr: float) -> dict|None:
     return {**held, "held": held["held"][int(thr)]} if held and held.get("file") and int(thr) in held["held"] else None
 
 
+# %% ../nbs/13_report.ipynb #a48f9018
+def _read_intervals(reports: Path) -> list[dict]:
+    "The rows of `evaluation/csi_intervals.csv` (none where evaluate wrote none: an older run, or no model scored)."
+    path = reports / "evaluation/csi_intervals.csv"
+    if not path.exists(): return []
+    with path.open() as f: return list(csv.DictReader(f))
+
+def _num(text) -> float:
+    "A number from a csv cell (NaN where empty)."
+    return float(text) if text not in (None, "") else math.nan
+
+def _signed(text) -> str:
+    x = _num(text)
+    return f"{x:+.3f}" if math.isfinite(x) else "-"
+
+def _blocks(row: dict) -> str:
+    "What the bootstrap resampled: '18 test events', '42 radar-hours'."
+    n, kind = int(row["blocks"]), {"event": "test event", "hour": "radar-hour"}.get(row.get("block_by"), "block")
+    return f"{n} {kind}{'s' * (n != 1)}"
+
+def _level(row: dict) -> str:
+    return f"{100 * _num(row.get('level') or 0.95):g}%"
+
+def _at_leads(leads: list, every: list) -> str:
+    "'at t+15 to t+35 min', 'at t+5, t+10 min', 'at every lead', 'at no lead': runs of three or more consecutive leads shortened."
+    if not leads: return "at no lead"
+    if len(leads) == len(every) > 1: return "at every lead"
+    runs, pos = [], [every.index(l) for l in leads]
+    for p, l in zip(pos, leads):
+        if runs and p == runs[-1][-1][0] + 1: runs[-1].append((p, l))
+        else: runs.append([(p, l)])
+    words = [f"t+{r[0][1]:g} to t+{r[-1][1]:g}" if len(r) > 2 else ", ".join(f"t+{l:g}" for _, l in r) for r in runs]
+    return f"at {', '.join(words)} min"
+
+# %% ../nbs/13_report.ipynb #325d2f52
+def _quoted(rows: list[dict]) -> str:
+    "The difference and its interval at the last lead that has one."
+    ok = [r for r in rows if math.isfinite(_num(r["lo"]))]
+    if not ok: return f"no interval: {_blocks(rows[0])}, nothing to resample"
+    r = ok[-1]
+    return (f"difference at t+{_num(r['lead_min']):g}: {_signed(r['diff'])}, {_level(r)} interval {_signed(r['lo'])} "
+            f"to {_signed(r['hi'])}, over {_blocks(r)}")
+
+def interval_beats(intervals: list[dict], # rows of csi_intervals.csv
+                   thr: float, # the threshold, dBZ
+                   held: dict|None = None, # `held_in_every_run`'s answer at this threshold
+                  ) -> list[str]:
+    "One sentence per baseline: where the model beats it, is level with it and is below it by the interval, quoting one."
+    sel, out = [r for r in intervals if _num(r["threshold_dbz"]) == float(thr)], []
+    for m in dict.fromkeys(r["method"] for r in sel):
+        rows = [r for r in sel if r["method"] == m]
+        every = [_num(r["lead_min"]) for r in rows]
+        at = {w: _at_leads([_num(r["lead_min"]) for r in rows if r["words"] == w], every)
+              for w in ("beats", "level with", "below", "undefined")}
+        text = (f"- Against {m.replace('_', ' ')} the model's CSI beats it {at['beats']}, is level with it {at['level with']} "
+                f"and below it {at['below']}")
+        text += "" if at["undefined"] == "at no lead" else f"; it has no interval {at['undefined']}"
+        out.append(f"{text} ({_quoted(rows)})." + _every_run_words(held, m, every))
+    return out
+
+def interval_table(intervals: list[dict], # rows of csi_intervals.csv
+                   thr: float, # the threshold, dBZ
+                  ) -> list[str]:
+    "Model - baseline CSI per lead at one threshold, a column per baseline, each cell the difference and its interval."
+    sel = [r for r in intervals if _num(r["threshold_dbz"]) == float(thr)]
+    if not sel: return []
+    methods, leads = list(dict.fromkeys(r["method"] for r in sel)), sorted({_num(r["lead_min"]) for r in sel})
+    cell = {(r["method"], _num(r["lead_min"])): r for r in sel}
+    def text(r): return "-" if r is None or _signed(r["diff"]) == "-" else (
+        f"{_signed(r['diff'])} ({_signed(r['lo'])}, {_signed(r['hi'])})" if _signed(r["lo"]) != "-" else f"{_signed(r['diff'])} (-)")
+    return ["", f"Model - baseline CSI at {thr:g} dBZ, {_level(sel[0])} interval (paired bootstrap over {_blocks(sel[0])}):", "",
+            "| lead (min) | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|",
+            *(f"| {l:.0f} | " + " | ".join(text(cell.get((m, l))) for m in methods) + " |" for l in leads)]
+
+def interval_sentence(intervals: list[dict] # rows of csi_intervals.csv
+                     ) -> str:
+    "What the intervals are, in one sentence."
+    r = intervals[0]
+    whole = "whole test events" if r.get("block_by") == "event" else "whole radar-hours of the test events"
+    return (f"The differences model - baseline come with their {_level(r)} interval from a paired bootstrap over {whole} "
+            f"({_blocks(r)} drawn with replacement, the same for both methods, {int(r['n_boot'])} draws): the model beats a "
+            "baseline where the interval lies above zero, is level with it where the interval holds zero and is below it "
+            "where the interval lies under zero.")
+
 # %% ../nbs/13_report.ipynb #a135a55c
 def beats(rows: list[dict], # a CSI-by-lead table: lead_min and one column per method, "model" among them
           held: dict|None = None, # `held_in_every_run`'s answer at this threshold: whether each claim holds in every run
@@ -182,9 +266,12 @@ def beats(rows: list[dict], # a CSI-by-lead table: lead_min and one column per m
 def verdict(rows: list[dict], # the CSI-by-lead table: lead_min and one column per method
             metrics: dict, # metrics.json: method -> headline numbers
             held: dict|None = None, # whether each claim holds in every run (`held_in_every_run`)
+            intervals: list[dict]|None = None, # rows of csi_intervals.csv: the claims by their intervals (None: point values)
+            thr: float = 35, # the threshold of `rows`
            ) -> list[str]:
-    "Sentences: where the model beats each baseline, and whether its storms move or grow."
+    "Sentences: where the model beats each baseline (by the interval where there is one), and whether its storms move or grow."
     out = beats(rows, held)
+    if out and intervals: out = interval_beats(intervals, thr, held) or out
     if not out: return []
     d, ar = metrics.get("model", {}).get("displacement_km_mean"), metrics.get("model", {}).get("area_ratio_mean")
     dp, dm = (metrics.get(m, {}).get("displacement_km_mean") for m in ("persistence", MOTION_BASELINE))
@@ -193,7 +280,6 @@ def verdict(rows: list[dict], # the CSI-by-lead table: lead_min and one column p
         out.append(f"- Its storm cells are {d:.1f} km from the observed ones on average{reference_words(dp, dm)}, "
                    f"area ratio {ar:.2f}: they {moves} and {size}.")
     return out
-
 
 # %% ../nbs/13_report.ipynb #4fd64a9d
 def _cmax_rows(scores_csv: Path) -> list[dict]:
@@ -221,6 +307,7 @@ def threshold_tables(rows: list[dict],  # scores.csv's column-maximum rows (`_cm
                      methods: list,  # columns, in order
                      thresholds=(20, 40),  # besides the headline's 35
                      held: dict|None = None,  # `held_in_every_run`: whether each claim holds in every run
+                     intervals: list[dict]|None = None,  # rows of csi_intervals.csv (None: compare the point values)
                     ) -> list[str]:
     "CSI per lead at other thresholds (light rain, heavy cores) for every method, where the model beats each, and on how much echo."
     out = []
@@ -231,9 +318,10 @@ def threshold_tables(rows: list[dict],  # scores.csv's column-maximum rows (`_cm
         out += ["", f"CSI at {thr} dBZ:", "", "| lead (min) | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
         out += [f"| {l:.0f} | " + " | ".join(_fmt(sel.get((m, l))) for m in methods) + " |" for l in leads]
         table = [{"lead_min": l, **{m: sel.get((m, l), math.nan) for m in methods}} for l in leads]
-        out += ["", *beats(table, _at(held, thr)), sample_sentence(rows, thr)]
+        said = beats(table, _at(held, thr))
+        if said and intervals: said = interval_beats(intervals, thr, _at(held, thr)) or said
+        out += interval_table(intervals or [], thr) + ["", *said, sample_sentence(rows, thr)]
     return out
-
 
 # %% ../nbs/13_report.ipynb #585e6f82
 def evaluation_section(reports: Path, params: dict|None = None) -> list[str]:
@@ -249,15 +337,16 @@ def evaluation_section(reports: Path, params: dict|None = None) -> list[str]:
     if held and not held.get("file"):
         lines += ["", f"None of the robustness benchmarks in reports/ ({', '.join(f'`{o}`' for o in held['others'])}) trained this "
                   "run's settings: the sentences below are this run's alone (one seed on one CPU is a draw)."]
-    lines += ["", *verdict(rows, metrics, _at(held, 35))]
+    intervals = _read_intervals(reports) if "model" in methods else []
+    if intervals: lines += ["", interval_sentence(intervals), *interval_table(intervals, 35)]
+    lines += ["", *verdict(rows, metrics, _at(held, 35), intervals)]
     scores = _cmax_rows(reports / "evaluation/scores.csv")   # read once: the 35 dBZ sample line and the other thresholds
     if said := sample_sentence(scores, 35): lines.append(said)
-    lines += threshold_tables(scores, methods, held=held)
+    lines += threshold_tables(scores, methods, held=held, intervals=intervals)
     lines += ["", "| method | mean CSI@35 | FSS@35 | MAE (dBZ) | s per window |", "|---|---|---|---|---|"]
     lines += [f"| {m} | {_fmt(v.get('csi35_mean'))} | {_fmt(v.get('fss35'))} | {_fmt(v.get('mae'), 2)} | "
               f"{_fmt(v.get('s_per_window'), 4)} |" for m, v in metrics.items()]
     return lines
-
 
 # %% ../nbs/13_report.ipynb #c5c9078a
 def forecast_section(reports: Path) -> list[str]:

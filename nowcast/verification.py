@@ -8,12 +8,14 @@ Docs: https://github.com/nowcast-dev/nowcast/verification.html.md"""
 # %% ../nbs/06_verification.ipynb #ff1cef34
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.ndimage import uniform_filter
 
 # %% auto #0
 __all__ = ['COUNT_NAMES', 'contingency_by_lead', 'contingency', 'scores', 'fss_sums_by_lead', 'fss_sums', 'fss_from_sums', 'fss',
-           'mae_sums', 'mae_where_echo', 'column_max', 'Scoreboard']
+           'mae_sums', 'mae_where_echo', 'column_max', 'Scoreboard', 'paired_block_bootstrap', 'interval_words']
 
 # %% ../nbs/06_verification.ipynb #9c77fcae
 COUNT_NAMES = ("hits", "misses", "false_alarms", "correct_negatives")
@@ -184,7 +186,7 @@ class Scoreboard:
     ):
         self.thresholds, self.leads, self.scales = list(thresholds), list(leads), list(scales)
         self.echo_dbz, self.per_level = echo_dbz, per_level
-        self.sums, self.windows = {}, {}
+        self.sums, self.windows, self.window_counts = {}, {}, {}
 
     def _add_field(self, key, obs, fc, missing):
         L, T, S = len(self.leads), len(self.thresholds), len(self.scales)
@@ -192,6 +194,8 @@ class Scoreboard:
                                               fss=np.zeros((L, T, S, 3)), mae=np.zeros((L, 2))))
         counts = contingency_by_lead(obs, fc, self.thresholds, missing)
         acc["counts"] += counts
+        if key[1] == "cmax":   # kept per window too: the evaluation resamples whole blocks of windows
+            self.window_counts.setdefault(key[0], []).append(counts)
         acc["observed"] += (counts[..., 0] + counts[..., 1]) > 0   # this window observes the event at all
         acc["fss"] += fss_sums_by_lead(obs, fc, self.thresholds, self.scales, missing)
         for l in range(L):
@@ -218,6 +222,11 @@ class Scoreboard:
         self.windows[method] = self.windows.get(method, 0) + 1
         return self
 
+    def per_window(self, method: str) -> np.ndarray:
+        "The column maximum's counts of each window scored for `method`, in the order added: `[n_windows, L, T, 4]`."
+        got = self.window_counts.get(method, [])
+        return np.stack(got) if got else np.zeros((0, len(self.leads), len(self.thresholds), 4), np.int64)
+
     def table(self) -> list[dict]:
         "Tidy rows: method, field, lead, threshold, counts, csi/pod/far/bias, fss_<scale>, mae_dbz, windows, windows_observed."
         rows = []
@@ -240,3 +249,59 @@ class Scoreboard:
         "The table as a pandas DataFrame."
         import pandas as pd
         return pd.DataFrame(self.table())
+
+# %% ../nbs/06_verification.ipynb #3febba76
+def _block_sums(
+    counts: np.ndarray,  # [n_windows, ...] counts of each window
+    blocks,  # one label per window (any integers); windows with the same label form a block
+) -> np.ndarray:
+    "The counts summed over each block's windows: `[n_blocks, ...]`, blocks in sorted label order."
+    _, which = np.unique(np.asarray(blocks), return_inverse=True)
+    out = np.zeros((int(which.max()) + 1,) + counts.shape[1:], np.int64)
+    np.add.at(out, which.ravel(), counts)
+    return out
+
+def _resampled_csi(block_sums: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    "CSI of each draw `[n_boot, ...]`: `draws` [n_boot, n_blocks] (how often each block is drawn) times the block sums."
+    return scores(np.tensordot(draws.astype(float), block_sums[..., :3].astype(float), axes=(1, 0)))["csi"]
+
+def _percentiles(values: np.ndarray, level: float) -> tuple:
+    "The central `level` percentile interval over the first axis, NaN draws ignored (all NaN: NaN)."
+    q = 100 * np.array([(1 - level) / 2, (1 + level) / 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # an all-NaN slice: no draw defines the CSI there
+        lo, hi = np.nanpercentile(values, q, axis=0)
+    return lo, hi
+
+# %% ../nbs/06_verification.ipynb #50f55735
+def paired_block_bootstrap(
+    counts_a,  # [n_windows, ..., 4] per-window counts (COUNT_NAMES order) of method a, e.g. [n_windows, leads, thresholds, 4]
+    counts_b,  # the same windows' counts of method b, same shape
+    blocks,  # one integer label per window: the block (event, radar-hour) it belongs to
+    n_boot: int = 2000,  # bootstrap draws
+    seed: int = 0,  # of the draws: the same seed, the same interval
+    level: float = 0.95,  # of the percentile interval
+) -> dict:
+    "Pooled CSI of a and b, the difference a - b, and its percentile interval from drawing whole blocks (the same draw for both)."
+    a, b, blocks = np.asarray(counts_a, np.int64), np.asarray(counts_b, np.int64), np.asarray(blocks)
+    if a.shape != b.shape or a.ndim < 2 or a.shape[-1] != 4:
+        raise ValueError(f"counts of a {a.shape} and b {b.shape} must be the same windows' [n_windows, ..., 4]")
+    if blocks.shape != (len(a),) or not len(a):
+        raise ValueError(f"{blocks.shape} block labels for {len(a)} windows: one label per window, at least one window")
+    sa, sb = _block_sums(a, blocks), _block_sums(b, blocks)
+    n = len(sa)
+    draws = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=int(n_boot))
+    csi_a, csi_b = scores(a.sum(0))["csi"], scores(b.sum(0))["csi"]
+    nan = np.full(np.shape(csi_a), np.nan)
+    lo, hi = _percentiles(_resampled_csi(sa, draws) - _resampled_csi(sb, draws), level) if n > 1 else (nan, nan)
+    return dict(csi_a=csi_a, csi_b=csi_b, diff=np.asarray(csi_a) - csi_b, lo=lo, hi=hi,
+                n_blocks=n, n_boot=int(n_boot), level=float(level))
+
+# %% ../nbs/06_verification.ipynb #1ee4cd13
+def interval_words(
+    lo: float,  # lower end of the interval of the difference a - b
+    hi: float,  # upper end
+) -> str:
+    "'beats' (interval above zero), 'level with' (holds zero), 'below' (under zero); 'undefined' without an interval."
+    if not (np.isfinite(lo) and np.isfinite(hi)): return "undefined"
+    return "beats" if lo > 0 else "below" if hi < 0 else "level with"

@@ -56,15 +56,17 @@ def test_report_runs_and_renders_offline(tiny_params, tiny_cache, tmp_path):
     methods = ["model", "persistence", "optical_flow", "titan_style"]
     metrics = json.loads((tmp_path / "reports" / "metrics.json").read_text())
     assert list(metrics) == methods
-    for name in ("scores.csv", "csi35_by_lead.csv", "cells.csv"):
+    for name in ("scores.csv", "csi35_by_lead.csv", "cells.csv", "csi_intervals.csv"):
         assert (tmp_path / "reports" / "evaluation" / name).is_file()
     executed = json.loads(out.read_text())
     images = [o for c in executed["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert len(images) >= 3  # CSI by lead, move-or-grow panels, one example window
+    assert len(images) >= 4  # CSI by lead, the differences with their intervals, move-or-grow panels, one example window
     _run(BIN / "jupyter", "nbconvert", "--to", "html", "--log-level", "WARN", out)
     html = out.with_suffix(".html").read_text()
     assert "CSI at 35 dBZ against lead time" in html and "TITAN-style" in html
     assert "observed t+5" in html   # how much echo each threshold's CSI is pooled from
+    assert "How sure: the model against each baseline" in html and "Against optical flow the model" in html
+    assert not [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("name") == "stderr"]   # no warnings shown
     with (tmp_path / "reports" / "evaluation" / "scores.csv").open() as f:
         rows = [r for r in csv.DictReader(f) if r["field"] == "cmax"]
     assert all(0 <= int(r["windows_observed"]) <= int(r["windows"]) == 3 for r in rows)
