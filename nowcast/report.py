@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from .cells import MOTION_BASELINE, move_or_grow_words, reference_words
+from .floatpath import describe
 from .write import atomic_write
 
 # %% auto #0
@@ -72,7 +73,7 @@ def training_section(reports: Path) -> list[str]:
     "Per phase: epochs, best validation loss, throughput, device and wall time."
     lines = ["## Training", "", "| phase | epochs | best val (loss, or CSI) | samples/s | device | amp | wall (s) |",
              "|---|---|---|---|---|---|---|"]
-    kept = []   # one sentence per phase that ran: which weights its best checkpoint holds
+    kept, paths = [], {}   # one sentence per phase that ran: which weights its best checkpoint holds; the float paths
     for phase in PHASES:
         t = _read_json(reports / f"{phase}_train.json")
         if t is None: lines.append(f"| {phase} | not run | | | | | |"); continue
@@ -81,7 +82,9 @@ def training_section(reports: Path) -> list[str]:
         lines.append(f"| {phase} | {first}-{end - 1} | {best} | {_fmt(t['samples_per_s'], 2)} | "
                      f"{t['device']} | {t['amp_dtype']} | {_fmt(t['wall_s'], 0)} |")
         kept.append(kept_checkpoint(t))
-    return lines + ([""] + [f"- {k}" for k in kept] if kept else [])
+        if t.get("float_path"): paths.setdefault(describe(t["float_path"]), []).append(phase)
+    said = [f"Trained on the {p}" + ("." if len(paths) == 1 else f" ({', '.join(ph)}).") for p, ph in paths.items()]
+    return lines + ([""] + [f"- {k}" for k in kept + said] if kept else [])
 
 # %% ../nbs/13_report.ipynb #c8eecb9d
 def _csi_key(history: list[dict]) -> str | None:
