@@ -7,6 +7,7 @@ Docs: https://github.com/nowcast-dev/nowcast/losses.html.md"""
 # %% ../nbs/04_losses.ipynb #8edbf77b
 from __future__ import annotations
 
+import functools
 from typing import Mapping
 
 import torch
@@ -64,8 +65,9 @@ def _ssim_sigma(h: int, w: int) -> float:
     return 1.5 if half == 5 else half / 3.5
 
 
-def _window_matrix(n: int, sigma: float, half: int, like: torch.Tensor) -> torch.Tensor:
-    "[n, n]: row i is the normalised Gaussian window centred on pixel i, reflected at the edges."
+@functools.lru_cache(maxsize=32)
+def _window_matrix64(n: int, sigma: float, half: int) -> torch.Tensor:
+    "[n, n] float64: row i is the normalised Gaussian window centred on pixel i, reflected at the edges (built once per size)."
     g = torch.exp(-0.5 * (torch.arange(-half, half + 1, dtype=torch.float64) / sigma) ** 2)
     g = g / g.sum()
     m = torch.zeros(n, n, dtype=torch.float64)
@@ -74,7 +76,11 @@ def _window_matrix(n: int, sigma: float, half: int, like: torch.Tensor) -> torch
             j = abs(i + k)                      # reflect at the first pixel ...
             j = 2 * (n - 1) - j if j > n - 1 else j   # ... and at the last (as F.pad's "reflect")
             m[i, j] += g[k + half]
-    return m.to(dtype=like.dtype, device=like.device)
+    return m
+
+def _window_matrix(n: int, sigma: float, half: int, like: torch.Tensor) -> torch.Tensor:
+    "[n, n]: the Gaussian window matrix in `like`'s dtype and device (every optimizer step computes SSIM: the matrix is built once)."
+    return _window_matrix64(n, sigma, half).to(dtype=like.dtype, device=like.device)
 
 
 def ssim_index(pred: torch.Tensor,  # [..., H, W], values in [0, data_range]
