@@ -8,9 +8,13 @@ Docs: https://github.com/nowcast-dev/nowcast/floatpath.html.md"""
 # %% ../nbs/05e_floatpath.ipynb #a4aff99a
 from __future__ import annotations
 
+import logging
 import os
 import platform
+import sys
 from pathlib import Path
+
+_log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['SWITCH', 'MODES', 'PINNED_ENV', 'PINNED_THREADS', 'float_path_mode', 'pin_float_path', 'pin_threads', 'cpu_name',
@@ -36,9 +40,13 @@ def float_path_mode(env: dict|None = None # the environment (default `os.environ
 def pin_float_path(env: dict|None = None # the environment to pin (default `os.environ`, inherited by child processes)
                   ) -> str:
     "Write the pinned path's variables into `env` (over the user's own) unless NOWCAST_FLOAT_PATH=native; returns the mode."
-    env = os.environ if env is None else env
+    own = env is None
+    env = os.environ if own else env
     mode = float_path_mode(env)
-    if mode == "pinned": env.update(PINNED_ENV)
+    if mode == "pinned" and own and "torch" in sys.modules:   # too late for this process: pinning would pin only its children
+        _log.warning("nowcast: torch was loaded before the float path could be pinned: this process keeps the path torch "
+                     "chose (run it through the `nowcast` command, or import nowcast.floatpath before torch)")
+    elif mode == "pinned": env.update(PINNED_ENV)
     return mode
 
 # %% ../nbs/05e_floatpath.ipynb #6ea2e612
