@@ -180,7 +180,7 @@ def block_labels(
 
 # %% ../nbs/09_evaluate.ipynb #cfcc7113
 INTERVAL_COLUMNS = ("method", "threshold_dbz", "lead_min", "model_csi", "baseline_csi", "diff", "lo", "hi", "words",
-                    "blocks", "n_boot", "block_by", "level")
+                    "blocks", "event_blocks", "n_boot", "block_by", "level")
 
 def csi_intervals(
     board: Scoreboard,  # holding a "model" and baselines, each scored on the same windows in the same order
@@ -190,18 +190,21 @@ def csi_intervals(
     seed: int = 0,  # their seed
     level: float = 0.95,  # of the interval
     block_by: str = "event",  # what a block is, for the reader
+    min_blocks: int = 2,  # fewer blocks holding the event than this: no interval (the pipeline: evaluate.bootstrap_min_blocks)
 ):
     "Per baseline, threshold and lead: model and baseline CSI (column max), model - baseline and its paired block-bootstrap interval."
     import pandas as pd
     model, rows = board.per_window("model"), []
     for m in (k for k in board.windows if k != "model"):
-        r = paired_block_bootstrap(model, board.per_window(m), blocks, n_boot=n_boot, seed=seed, level=level)
+        r = paired_block_bootstrap(model, board.per_window(m), blocks, n_boot=n_boot, seed=seed, level=level,
+                                   min_blocks=min_blocks)
         for t, thr in enumerate(board.thresholds):
             for l, lead in enumerate(board.leads):
                 lo, hi = float(r["lo"][l, t]), float(r["hi"][l, t])
                 rows.append(dict(method=m, threshold_dbz=thr, lead_min=lead, model_csi=float(r["csi_a"][l, t]),
                                  baseline_csi=float(r["csi_b"][l, t]), diff=float(r["diff"][l, t]), lo=lo, hi=hi,
-                                 words=interval_words(lo, hi), blocks=r["n_blocks"], n_boot=r["n_boot"], block_by=block_by,
+                                 words=interval_words(lo, hi), blocks=r["n_blocks"], event_blocks=int(r["event_blocks"][l, t]),
+                                 n_boot=r["n_boot"], block_by=block_by,
                                  level=level))
     return pd.DataFrame(rows, columns=list(INTERVAL_COLUMNS))
 
@@ -243,6 +246,7 @@ def score_windows(
     bootstrap_block: str = "event",  # the CSI intervals resample whole test events, or radar-hours ("hour")
     bootstrap_n: int = 2000,  # bootstrap draws of the CSI intervals
     bootstrap_seed: int = 0,  # their seed
+    bootstrap_min_blocks: int = 10,  # an interval needs the event in at least this many blocks
 ) -> Result:
     "Run every forecaster on every window; pool scores, cell measures, core survival, timing and the model's CSI intervals."
     import pandas as pd
@@ -279,7 +283,8 @@ def score_windows(
     res.metrics = headline_metrics(res, headline_dbz=headline_dbz, fss_scale=max(fss_scales),
                                    headline_leads_min=headline_leads_min)
     if "model" in methods and len(methods) > 1:
-        res.intervals = csi_intervals(board, blocks, n_boot=bootstrap_n, seed=bootstrap_seed, block_by=bootstrap_block)
+        res.intervals = csi_intervals(board, blocks, n_boot=bootstrap_n, seed=bootstrap_seed, block_by=bootstrap_block,
+                                      min_blocks=bootstrap_min_blocks)
     return res
 
 # %% ../nbs/09_evaluate.ipynb #7bb675d3
@@ -395,7 +400,8 @@ def evaluate(
                         core_dbz=float(ev.get("core_dbz", 50.0)), core_radius_km=float(ev.get("core_radius_km", 5.0)),
                         cell_min_area_km2=float(ev.get("cell_min_area_km2", 30.0)),
                         batch_size=int(ev.get("batch_size", 8)), bootstrap_block=str(ev.get("bootstrap_block", "event")),
-                        bootstrap_n=int(ev.get("bootstrap_n", 2000)), bootstrap_seed=int(ev.get("bootstrap_seed", 0)))
+                        bootstrap_n=int(ev.get("bootstrap_n", 2000)), bootstrap_seed=int(ev.get("bootstrap_seed", 0)),
+                        bootstrap_min_blocks=int(ev.get("bootstrap_min_blocks", 10)))
     if "model" in forecasters:   # where and how the scored forecasts were computed (shown by the report)
         f = forecasters["model"].forecaster
         res.device, res.precision = str(f.device), f.precision

@@ -203,6 +203,12 @@ def _at_leads(leads: list, every: list) -> str:
     return f"at {', '.join(words)} min"
 
 # %% ../nbs/13_report.ipynb #325d2f52
+def _too_few(rows: list[dict]) -> str:
+    "Why a lead has no interval: its event lies in too few blocks (csi_intervals.csv's `event_blocks`)."
+    few = sorted({int(_num(r["event_blocks"])) for r in rows if not math.isfinite(_num(r["lo"])) and r.get("event_blocks") not in (None, "")})
+    if not few: return ""
+    return f" (the event lies in only {_span(few)} of the {_blocks(rows[0])} there: too few to draw again)"
+
 def _quoted(rows: list[dict]) -> str:
     "The difference and its interval at the last lead that has one."
     ok = [r for r in rows if math.isfinite(_num(r["lo"]))]
@@ -224,7 +230,7 @@ def interval_beats(intervals: list[dict], # rows of csi_intervals.csv
               for w in ("beats", "level with", "below", "undefined")}
         text = (f"- Against {m.replace('_', ' ')} the model's CSI beats it {at['beats']}, is level with it {at['level with']} "
                 f"and below it {at['below']}")
-        text += "" if at["undefined"] == "at no lead" else f"; it has no interval {at['undefined']}"
+        text += "" if at["undefined"] == "at no lead" else f"; it has no interval {at['undefined']}{_too_few(rows)}"
         out.append(f"{text} ({_quoted(rows)})." + _every_run_words(held, m, every))
     return out
 

@@ -281,6 +281,7 @@ def paired_block_bootstrap(
     n_boot: int = 2000,  # bootstrap draws
     seed: int = 0,  # of the draws: the same seed, the same interval
     level: float = 0.95,  # of the percentile interval
+    min_blocks: int = 2,  # fewer blocks than this holding the event (observed or forecast by either): no interval
 ) -> dict:
     "Pooled CSI of a and b, the difference a - b, and its percentile interval from drawing whole blocks (the same draw for both)."
     a, b, blocks = np.asarray(counts_a, np.int64), np.asarray(counts_b, np.int64), np.asarray(blocks)
@@ -294,8 +295,10 @@ def paired_block_bootstrap(
     csi_a, csi_b = scores(a.sum(0))["csi"], scores(b.sum(0))["csi"]
     nan = np.full(np.shape(csi_a), np.nan)
     lo, hi = _percentiles(_resampled_csi(sa, draws) - _resampled_csi(sb, draws), level) if n > 1 else (nan, nan)
-    return dict(csi_a=csi_a, csi_b=csi_b, diff=np.asarray(csi_a) - csi_b, lo=lo, hi=hi,
-                n_blocks=n, n_boot=int(n_boot), level=float(level))
+    event_blocks = ((sa[..., :3].sum(-1) + sb[..., :3].sum(-1)) > 0).sum(0)   # per lead and threshold
+    few = event_blocks < max(2, int(min_blocks))
+    return dict(csi_a=csi_a, csi_b=csi_b, diff=np.asarray(csi_a) - csi_b, lo=np.where(few, np.nan, lo),
+                hi=np.where(few, np.nan, hi), n_blocks=n, event_blocks=event_blocks, n_boot=int(n_boot), level=float(level))
 
 # %% ../nbs/06_verification.ipynb #1ee4cd13
 def interval_words(

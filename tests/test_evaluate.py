@@ -8,7 +8,7 @@ import yaml
 from nowcast.evaluate import cli_main, evaluate
 
 METHODS = ["persistence", "optical_flow", "titan_style"]
-INTERVAL_COLUMNS = ["method", "threshold_dbz", "lead_min", "model_csi", "baseline_csi", "diff", "lo", "hi", "words", "blocks",
+INTERVAL_COLUMNS = ["method", "threshold_dbz", "lead_min", "model_csi", "baseline_csi", "diff", "lo", "hi", "words", "blocks", "event_blocks",
                     "n_boot", "block_by", "level"]
 
 
@@ -175,7 +175,7 @@ def test_intervals_of_a_scoreboard_follow_the_model(tiny_cache):
         w = read_window(cache, s)
         board.add("model", w.obs, pers(w), w.obs_missing).add("persistence", w.obs, pers(w), w.obs_missing)
         board.add("oracle", w.obs, w.obs, w.obs_missing)
-    iv = csi_intervals(board, block_labels(cache, starts), n_boot=300)
+    iv = csi_intervals(board, block_labels(cache, starts), n_boot=300)   # min_blocks 2: the tiny split has 3 events
     assert list(iv.columns) == INTERVAL_COLUMNS and set(iv.blocks) == {3} and set(iv.method) == {"persistence", "oracle"}
     same = iv[(iv.method == "persistence") & iv.lo.notna()]
     assert len(same) and set(same.words) == {"level with"} and (same["diff"] == 0).all()

@@ -91,3 +91,19 @@ def test_summary_states_each_claim_with_its_interval(tmp_path, block_by, blocks,
         assert table == ["| lead (min) | persistence | optical_flow |", "|---|---|---|",
                          "| 5 | -0.060 (-0.100, -0.020) | +0.010 (-0.030, +0.040) |",
                          "| 10 | +0.020 (-0.010, +0.050) | +0.187 (+0.120, +0.251) |"], table
+
+
+def test_a_lead_whose_event_lies_in_few_blocks_has_no_interval_and_says_why(tmp_path):
+    "Real radar's 35 dBZ cores in 2 of 20 radar-hours: no interval there, and the sentence says why (not 'beats')."
+    reports = _reports(tmp_path, {"model": {}, "optical_flow": {}})
+    _scores(reports)
+    header = INTERVAL_HEADER.replace("blocks,n_boot", "blocks,event_blocks,n_boot")
+    rows = [f"optical_flow,{thr},5,0.5,0.48,0.02,,,undefined,20,2,2000,hour,0.95" for thr in (20, 35, 40)]
+    rows += [f"optical_flow,{thr},10,0.5,0.4,0.1,0.05,0.15,beats,20,12,2000,hour,0.95" for thr in (20, 35, 40)]
+    (reports / "evaluation" / "csi_intervals.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+    assert cli.main(["report", "--reports-dir", str(reports), "--params", str(tmp_path / "none.yaml")]) == 0
+    lines = (reports / "summary.md").read_text().splitlines()
+    assert ("- Against optical flow the model's CSI beats it at t+10 min, is level with it at no lead and below it at no lead; "
+            "it has no interval at t+5 min (the event lies in only 2 of the 20 radar-hours there: too few to draw again) "
+            "(difference at t+10: +0.100, 95% interval +0.050 to +0.150, over 20 radar-hours).") in lines, lines
+    assert "| 5 | +0.020 (-) |" in lines
