@@ -228,6 +228,11 @@ def interval_beats(intervals: list[dict], # rows of csi_intervals.csv
         every = [_num(r["lead_min"]) for r in rows]
         at = {w: _at_leads([_num(r["lead_min"]) for r in rows if r["words"] == w], every)
               for w in ("beats", "level with", "below", "undefined")}
+        if all(r["words"] == "undefined" for r in rows):   # nothing to claim either way: say so, and why
+            why = _too_few(rows) or f" ({_blocks(rows[0])}: nothing to draw again)"
+            out.append(f"- Against {m.replace('_', ' ')} there is no interval at any lead{why}: the table's point values "
+                       "alone decide nothing." + _every_run_words(held, m, every))
+            continue
         text = (f"- Against {m.replace('_', ' ')} the model's CSI beats it {at['beats']}, is level with it {at['level with']} "
                 f"and below it {at['below']}")
         text += "" if at["undefined"] == "at no lead" else f"; it has no interval {at['undefined']}{_too_few(rows)}"

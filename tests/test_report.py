@@ -107,3 +107,16 @@ def test_a_lead_whose_event_lies_in_few_blocks_has_no_interval_and_says_why(tmp_
             "it has no interval at t+5 min (the event lies in only 2 of the 20 radar-hours there: too few to draw again) "
             "(difference at t+10: +0.100, 95% interval +0.050 to +0.150, over 20 radar-hours).") in lines, lines
     assert "| 5 | +0.020 (-) |" in lines
+
+
+def test_a_threshold_without_any_interval_claims_nothing(tmp_path):
+    "Every lead undefined (the cores in 2 radar-hours): one sentence that says so, no 'beats', no quoted interval."
+    reports = _reports(tmp_path, {"model": {}, "optical_flow": {}})
+    _scores(reports)
+    header = INTERVAL_HEADER.replace("blocks,n_boot", "blocks,event_blocks,n_boot")
+    rows = [f"optical_flow,{thr},{lead},0.5,0.48,0.02,,,undefined,20,2,2000,hour,0.95" for thr in (20, 35, 40) for lead in (5, 10)]
+    (reports / "evaluation" / "csi_intervals.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+    assert cli.main(["report", "--reports-dir", str(reports), "--params", str(tmp_path / "none.yaml")]) == 0
+    lines = (reports / "summary.md").read_text().splitlines()
+    assert ("- Against optical flow there is no interval at any lead (the event lies in only 2 of the 20 radar-hours there: "
+            "too few to draw again): the table's point values alone decide nothing.") in lines, lines
