@@ -39,20 +39,21 @@ def float_path_mode(env: dict|None = None # the environment (default `os.environ
 
 def pin_float_path(env: dict|None = None # the environment to pin (default `os.environ`, inherited by child processes)
                   ) -> str:
-    "Write the pinned path's variables into `env` (over the user's own) unless NOWCAST_FLOAT_PATH=native; returns the mode."
+    "Write the pinned path's variables into `env` (over the user's own) unless NOWCAST_FLOAT_PATH=native; returns the mode, or `too late`."
     own = env is None
     env = os.environ if own else env
     mode = float_path_mode(env)
     if mode == "pinned" and own and "torch" in sys.modules:   # too late for this process: pinning would pin only its children
         _log.warning("nowcast: torch was loaded before the float path could be pinned: this process keeps the path torch "
                      "chose (run it through the `nowcast` command, or import nowcast.floatpath before torch)")
-    elif mode == "pinned": env.update(PINNED_ENV)
+        return "too late"   # `pin_threads` then leaves the threads alone too
+    if mode == "pinned": env.update(PINNED_ENV)
     return mode
 
 # %% ../nbs/05e_floatpath.ipynb #6ea2e612
 def pin_threads(mode: str|None = None # the float path's mode (default: from the environment)
                ) -> int:
-    "Give torch PINNED_THREADS intra-op threads on the pinned path; returns the threads torch uses."
+    "Give torch PINNED_THREADS intra-op threads on the pinned path (not when `pin_float_path` came too late); returns the threads torch uses."
     import torch
     if (mode or float_path_mode()) == "pinned": torch.set_num_threads(PINNED_THREADS)
     return torch.get_num_threads()

@@ -65,7 +65,7 @@ def test_report_runs_and_renders_offline(tiny_params, tiny_cache, tmp_path):
     html = out.with_suffix(".html").read_text()
     assert "CSI at 35 dBZ against lead time" in html and "TITAN-style" in html
     assert "observed t+5" in html   # how much echo each threshold's CSI is pooled from
-    assert "How sure: the model against each baseline" in html and "Against optical flow the model" in html
+    assert "How sure: the model against each baseline" in html and "Against optical flow" in html   # (3 test events: no interval)
     assert not [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("name") == "stderr"]   # no warnings shown
     with (tmp_path / "reports" / "evaluation" / "scores.csv").open() as f:
         rows = [r for r in csv.DictReader(f) if r["field"] == "cmax"]
