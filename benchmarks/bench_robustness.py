@@ -18,7 +18,7 @@ benchmark goes on where it stopped. About 9 minutes per run on a 2-core CPU.
 `--smoke` runs the same steps on a tiny archive (one seed, one path, an epoch of two batches per phase) in
 a temporary folder and writes nothing under reports/.
 """
-import argparse, copy, csv, json, os, platform, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, copy, csv, json, os, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import yaml
@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _smoke import shown_command, write_reports  # noqa: E402
+from nowcast.floatpath import cpu_name  # noqa: E402
 from nowcast.report import recipe  # noqa: E402   the key the run summary finds this benchmark by
 from nowcast.train import apply_overrides  # noqa: E402
 THRESHOLDS = (35, 40, 20)
@@ -197,11 +198,6 @@ def render(meta: dict, summary: dict, runs: list) -> str:
     return "\n".join(md) + "\n"
 
 
-def cpu_name() -> str:
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"): return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def main(argv=None):
