@@ -23,7 +23,7 @@ from .write import atomic_write
 
 # %% auto #0
 __all__ = ['PHASES', 'RECIPE_KEYS', 'data_section', 'radar_lines', 'training_section', 'kept_checkpoint', 'recipe',
-           'held_in_every_run', 'interval_beats', 'interval_table', 'interval_sentence', 'beats', 'verdict',
+           'held_in_every_run', 'interval_beats', 'interval_table', 'interval_sentence', 'beats', 'claims', 'verdict',
            'sample_sentence', 'threshold_tables', 'evaluation_section', 'forecast_section', 'run_summary', 'cli_main']
 
 # %% ../nbs/13_report.ipynb #24986c28
@@ -226,13 +226,13 @@ def interval_beats(intervals: list[dict], # rows of csi_intervals.csv
     for m in dict.fromkeys(r["method"] for r in sel):
         rows = [r for r in sel if r["method"] == m]
         every = [_num(r["lead_min"]) for r in rows]
-        at = {w: _at_leads([_num(r["lead_min"]) for r in rows if r["words"] == w], every)
-              for w in ("beats", "level with", "below", "undefined")}
         if all(r["words"] == "undefined" for r in rows):   # nothing to claim either way: say so, and why
             why = _too_few(rows) or f" ({_blocks(rows[0])}: nothing to draw again)"
             out.append(f"- Against {m.replace('_', ' ')} there is no interval at any lead{why}: the table's point values "
                        "alone decide nothing." + _every_run_words(held, m, every))
             continue
+        at = {w: _at_leads([_num(r["lead_min"]) for r in rows if r["words"] == w], every)
+              for w in ("beats", "level with", "below", "undefined")}
         text = (f"- Against {m.replace('_', ' ')} the model's CSI beats it {at['beats']}, is level with it {at['level with']} "
                 f"and below it {at['below']}")
         text += "" if at["undefined"] == "at no lead" else f"; it has no interval {at['undefined']}{_too_few(rows)}"
@@ -277,6 +277,15 @@ def beats(rows: list[dict], # a CSI-by-lead table: lead_min and one column per m
         out.append(f"- The model's CSI beats {m.replace('_', ' ')} {where}." + _every_run_words(held, m, [float(r["lead_min"]) for r in rows]))
     return out
 
+def claims(rows: list[dict], # a CSI-by-lead table: lead_min and one column per method, "model" among them
+           thr: float, # its threshold, dBZ
+           held: dict|None = None, # `held_in_every_run`'s answer at this threshold
+           intervals: list[dict]|None = None, # rows of csi_intervals.csv (None or empty: compare the point values)
+          ) -> list[str]:
+    "The sentences on the model against each baseline: by their intervals where csi_intervals.csv has them, else `beats`."
+    said = beats(rows, held)
+    return (interval_beats(intervals, thr, held) or said) if said and intervals else said
+
 def verdict(rows: list[dict], # the CSI-by-lead table: lead_min and one column per method
             metrics: dict, # metrics.json: method -> headline numbers
             held: dict|None = None, # whether each claim holds in every run (`held_in_every_run`)
@@ -284,8 +293,7 @@ def verdict(rows: list[dict], # the CSI-by-lead table: lead_min and one column p
             thr: float = 35, # the threshold of `rows`
            ) -> list[str]:
     "Sentences: where the model beats each baseline (by the interval where there is one), and whether its storms move or grow."
-    out = beats(rows, held)
-    if out and intervals: out = interval_beats(intervals, thr, held) or out
+    out = claims(rows, thr, held, intervals)
     if not out: return []
     d, ar = metrics.get("model", {}).get("displacement_km_mean"), metrics.get("model", {}).get("area_ratio_mean")
     dp, dm = (metrics.get(m, {}).get("displacement_km_mean") for m in ("persistence", MOTION_BASELINE))
@@ -332,8 +340,7 @@ def threshold_tables(rows: list[dict],  # scores.csv's column-maximum rows (`_cm
         out += ["", f"CSI at {thr} dBZ:", "", "| lead (min) | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
         out += [f"| {l:.0f} | " + " | ".join(_fmt(sel.get((m, l))) for m in methods) + " |" for l in leads]
         table = [{"lead_min": l, **{m: sel.get((m, l), math.nan) for m in methods}} for l in leads]
-        said = beats(table, _at(held, thr))
-        if said and intervals: said = interval_beats(intervals, thr, _at(held, thr)) or said
+        said = claims(table, thr, _at(held, thr), intervals)
         out += interval_table(intervals or [], thr) + ["", *said, sample_sentence(rows, thr)]
     return out
 
