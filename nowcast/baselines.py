@@ -1,5 +1,6 @@
 """The forecasts a trained model must beat: persistence, optical flow (pysteps Lucas-Kanade +
-semi-Lagrangian advection), S-PROG (pysteps) and a TITAN-style cell extrapolation.
+semi-Lagrangian advection), S-PROG (pysteps) and a TITAN-style cell extrapolation; for exceedance
+probabilities, STEPS and the local Lagrangian probability (pysteps).
 
 Docs: https://github.com/nowcast-dev/nowcast/baselines.html.md"""
 
@@ -18,8 +19,9 @@ from .cells import extrapolate, track
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['NO_ECHO_DBZ', 'METHODS', 'METHOD_LABELS', 'persistence', 'pysteps_modules', 'optical_flow', 'sprog', 'titan_style',
-           'get_method']
+__all__ = ['NO_ECHO_DBZ', 'METHODS', 'METHOD_LABELS', 'PROB_METHODS', 'TRAINED', 'START', 'PROB_LABELS', 'persistence',
+           'pysteps_modules', 'optical_flow', 'sprog', 'titan_style', 'steps_probability', 'lagrangian_probability',
+           'get_method', 'get_prob_method']
 
 # %% ../nbs/07_baselines.ipynb #b4003d17
 NO_ECHO_DBZ = -10.0
@@ -61,15 +63,20 @@ def pysteps_modules():
     return extrapolation, motion
 
 
-def _lk_motion(x, missing, n_motion, echo_dbz, no_echo_dbz, method):
+def _echo_cmax(x, echo_dbz, no_echo_dbz):
+    "Column maximum [n, Y, X] of scans [n, Z, Y, X], below `echo_dbz` set to `no_echo_dbz` (one no-echo value, as pysteps wants)."
+    cmax = x.max(axis=1)
+    return np.where(cmax >= echo_dbz, cmax, np.float32(no_echo_dbz))
+
+
+def _lk_motion(x, missing, n_motion, echo_dbz, no_echo_dbz, method, fallback="forecast is persistence"):
     "Lucas-Kanade motion (pixels per scan, [2, Y, X]) of the column maximum of the last scans; None (logged) without echo."
     _, motion = pysteps_modules()
-    cmax = x[-max(2, n_motion):].max(axis=1)
-    if len(x) < 2 or not (cmax >= echo_dbz).any():
-        _log.warning("%s: %s; forecast is persistence", method,
-                     "fewer than 2 input scans" if len(x) < 2 else f"no echo >= {echo_dbz} dBZ in the inputs")
+    field = _echo_cmax(x[-max(2, n_motion):], echo_dbz, no_echo_dbz).astype(np.float64)
+    if len(x) < 2 or not (field >= echo_dbz).any():
+        _log.warning("%s: %s; %s", method,
+                     "fewer than 2 input scans" if len(x) < 2 else f"no echo >= {echo_dbz} dBZ in the inputs", fallback)
         return None
-    field = np.where(cmax >= echo_dbz, cmax, no_echo_dbz).astype(np.float64)
     if missing is not None:
         field[np.asarray(missing, bool)[-len(field):].all(axis=1)] = np.nan
     return motion.get_method("LK")(field, verbose=False)
@@ -104,6 +111,10 @@ _MP_A, _MP_B = 200.0, 1.6  # Marshall-Palmer Z = a R^b: dBZ <-> dBR for S-PROG (
 
 def _to_dbr(dbz):
     return (np.asarray(dbz, np.float64) - 10.0 * np.log10(_MP_A)) / _MP_B
+
+
+def _from_dbr(dbr):
+    return np.asarray(dbr, np.float64) * _MP_B + 10.0 * np.log10(_MP_A)
 
 
 def _cascade_levels(shape, wanted: int) -> int:
@@ -146,7 +157,7 @@ def sprog(
         except RuntimeError as err:  # 'nonstationary AR(p) process': a rigidly moving field, nothing to damp
             _log.warning("sprog: level %d: %s; forecast is the optical-flow extrapolation", z, err)
             return optical_flow(x, n_out, n_motion=n_motion, echo_dbz=echo_dbz, no_echo_dbz=no_echo_dbz)
-        out[:, z] = np.nan_to_num(fc * _MP_B + 10.0 * np.log10(_MP_A), nan=no_echo_dbz)
+        out[:, z] = np.nan_to_num(_from_dbr(fc), nan=no_echo_dbz)
     return out
 
 # %% ../nbs/07_baselines.ipynb #6d1123e5
@@ -198,10 +209,105 @@ def titan_style(
             out[lead] = np.maximum(out[lead], placed)
     return out
 
+# %% ../nbs/07_baselines.ipynb #c8d16133
+def _thresholds(thresholds, method):
+    "Exceedance thresholds as a 1-D float64 array of dBZ; a clear error otherwise."
+    thr = np.atleast_1d(np.asarray(thresholds, np.float64))
+    if thr.ndim != 1 or len(thr) == 0 or not np.isfinite(thr).all():
+        raise ValueError(f"{method}: thresholds must be a non-empty list of finite dBZ values, got {thresholds!r}")
+    return thr
+
+
+def steps_probability(
+    inputs: np.ndarray,  # observed dBZ [n_in, Z, Y, X]; the column maximum is forecast
+    n_out: int,  # number of forecast scans
+    thresholds,  # dBZ: the probability of reaching each
+    *,
+    missing: np.ndarray | None = None,  # bool like inputs, True = not observed
+    dx_km: float,  # horizontal grid spacing (STEPS' motion perturbations and rain mask grow in km)
+    cadence_s: float,  # time between scans, s
+    n_members: int = 10,  # ensemble size
+    seed: int = 0,  # seed of the noise: the same window and seed give the same members
+    n_cascade_levels: int | None = None,  # None: one per octave of the grid's smaller side, at most 6
+    num_workers: int = 1,  # pysteps' parallel members (only with dask installed)
+    n_motion: int = 3,  # input scans used for the motion estimate (>= 2)
+    echo_dbz: float = 10.0,  # below this a pixel is no rain (STEPS' precip_thr) and no echo for the motion
+    ar_order: int = 2,  # order of each scale's autoregressive model (fewer when there are fewer input scans)
+    no_echo_dbz: float = NO_ECHO_DBZ,  # the no-echo value (also outside the domain after advection)
+) -> tuple[np.ndarray, np.ndarray]:  # probabilities [n_thr, n_out, Y, X], members [n_members, n_out, Y, X] dBZ
+    "STEPS ensemble of the column maximum (pysteps) and its exceedance probability per threshold."
+    import contextlib, io
+    from pysteps.nowcasts import steps  # after pysteps_modules (in _lk_motion): pysteps is imported quietly by then
+    from pysteps.postprocessing.ensemblestats import excprob
+    thr = _thresholds(thresholds, "steps_probability")
+    if int(n_members) < 1:
+        raise ValueError(f"steps_probability: n_members must be >= 1, got {n_members}")
+    x = _prepare(inputs, missing, n_out, no_echo_dbz)
+    velocity = _lk_motion(x, missing, n_motion, echo_dbz, no_echo_dbz, "steps_probability",
+                          "members are persistence, probability 0 without echo")
+    cmax = _echo_cmax(x, echo_dbz, no_echo_dbz)
+    if velocity is None:
+        dbr = np.broadcast_to(_to_dbr(cmax[-1]), (int(n_members), int(n_out)) + cmax.shape[1:])
+    else:
+        order = min(int(ar_order), len(x) - 1)
+        levels = _cascade_levels(cmax.shape[1:], 6) if n_cascade_levels is None else int(n_cascade_levels)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # STEPS prints its settings and progress
+                fc = steps.forecast(_to_dbr(cmax[-(order + 1):]), velocity, int(n_out), n_ens_members=int(n_members),
+                                    n_cascade_levels=levels, precip_thr=float(_to_dbr(echo_dbz)), kmperpixel=float(dx_km),
+                                    timestep=float(cadence_s) / 60.0, ar_order=order, seed=int(seed),
+                                    num_workers=int(num_workers))
+            dbr = np.nan_to_num(fc, nan=float(_to_dbr(no_echo_dbz)))
+        except RuntimeError as err:  # 'nonstationary AR(p) process': a rigidly moving field, nothing to perturb
+            _log.warning("steps_probability: %s; every member is the optical-flow extrapolation", err)
+            m = None if missing is None else np.asarray(missing, bool).all(axis=1, keepdims=True)
+            flow = optical_flow(cmax[:, None], n_out, missing=m, n_motion=n_motion, echo_dbz=echo_dbz,
+                                no_echo_dbz=no_echo_dbz)[:, 0]
+            dbr = np.broadcast_to(_to_dbr(flow), (int(n_members),) + flow.shape)
+    probability = excprob(dbr, _to_dbr(thr)).reshape((len(thr),) + dbr.shape[1:])  # thresholds in dBR, like the members
+    members = np.maximum(_from_dbr(dbr), no_echo_dbz).astype(np.float32)
+    return np.clip(probability, 0.0, 1.0).astype(np.float32), members
+
+# %% ../nbs/07_baselines.ipynb #5bd9e7f2
+def lagrangian_probability(
+    inputs: np.ndarray,  # observed dBZ [n_in, Z, Y, X]; the last scan's column maximum is extrapolated
+    n_out: int,  # number of forecast scans
+    thresholds,  # dBZ: the probability of reaching each
+    *,
+    missing: np.ndarray | None = None,  # bool like inputs, True = not observed
+    dx_km: float,  # horizontal grid spacing
+    cadence_s: float,  # time between scans, s
+    slope_km_per_min: float = 1.0,  # growth of the neighbourhood's diameter with lead (Germann and Zawadzki: 1 km/min)
+    n_motion: int = 3,  # input scans used for the motion estimate (>= 2)
+    echo_dbz: float = 10.0,  # below this a pixel is no echo
+    no_echo_dbz: float = NO_ECHO_DBZ,  # the no-echo value (also outside the domain after advection)
+) -> np.ndarray:  # probabilities [n_thr, n_out, Y, X]
+    "Local Lagrangian exceedance probability (pysteps) of the column maximum per threshold."
+    thr = _thresholds(thresholds, "lagrangian_probability")
+    if not (float(dx_km) > 0 and float(cadence_s) > 0):
+        raise ValueError(f"lagrangian_probability: dx_km and cadence_s must be > 0, got {dx_km}, {cadence_s}")
+    x = _prepare(inputs, missing, n_out, no_echo_dbz)
+    velocity = _lk_motion(x, missing, n_motion, echo_dbz, no_echo_dbz, "lagrangian_probability",
+                          "no motion: probability 0 without echo")
+    from pysteps.nowcasts import lagrangian_probability as _lagrangian  # pysteps imported quietly by _lk_motion
+    last = _echo_cmax(x[-1:], echo_dbz, no_echo_dbz)[0].astype(np.float64)
+    if velocity is None:
+        velocity = np.zeros((2,) + last.shape)  # the last scan stays where it is
+    slope = float(slope_km_per_min) * float(cadence_s) / 60.0 / float(dx_km)
+    out = np.stack([_lagrangian.forecast(last, velocity, int(n_out), float(t), slope=slope,
+                                         extrap_kwargs={"outval": float(no_echo_dbz)}) for t in thr])
+    # pysteps' FFT convolution leaves round-off (1e-8) where the neighbourhood has no echo: 6 decimals drop it
+    return np.clip(np.round(np.nan_to_num(out, nan=0.0), 6), 0.0, 1.0).astype(np.float32)
+
 # %% ../nbs/07_baselines.ipynb #dcb3ae86
 METHODS = {"persistence": persistence, "optical_flow": optical_flow, "sprog": sprog, "titan_style": titan_style}
 METHOD_LABELS = {"persistence": "persistence", "optical_flow": "optical flow (pysteps)", "sprog": "S-PROG (pysteps)",
-                 "titan_style": "TITAN-style"}
+                 "titan_style": "TITAN-style", "steps": "STEPS ensemble (pysteps)",
+                 "lagrangian_probability": "local Lagrangian probability (pysteps)"}
+PROB_METHODS = {"steps": steps_probability, "lagrangian_probability": lagrangian_probability}
+TRAINED, START = "model_probability", "model_neighbourhood"   # the trained probabilities and their untrained start (nowcast.probeval)
+PROB_LABELS = {TRAINED: "model, trained probability", START: "model, neighbourhood (untrained start)",
+               "optical_flow_neighbourhood": "neighbourhood of optical flow"}
 
 def get_method(
     name: str,  # "persistence", "optical_flow", "sprog" or "titan_style"
@@ -211,3 +317,13 @@ def get_method(
         return METHODS[name]
     except KeyError:
         raise ValueError(f"unknown baseline method {name!r}; known: {', '.join(METHODS)}") from None
+
+
+def get_prob_method(
+    name: str,  # "steps" or "lagrangian_probability"
+):
+    "The probability function registered under `name`: `f(inputs, n_out, thresholds, *, missing, dx_km, cadence_s)`."
+    try:
+        return PROB_METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown probabilistic baseline {name!r}; known: {', '.join(PROB_METHODS)}") from None

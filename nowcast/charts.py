@@ -1,4 +1,4 @@
-"""How training went and how skill falls with lead: the loss and its parts phase by phase, the learning rate, and CSI by lead against the baselines.
+"""How training went and how skill falls with lead: the loss and its parts phase by phase, the learning rate, CSI by lead against the baselines, and the probabilities' Brier skill and reliability.
 
 Docs: https://github.com/nowcast-dev/nowcast/charts.html.md"""
 
@@ -15,7 +15,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 # %% auto #0
-__all__ = ['read_dvclive_history', 'plot_curves', 'plot_training', 'plot_csi_by_lead', 'plot_csi_differences']
+__all__ = ['read_dvclive_history', 'plot_curves', 'plot_training', 'plot_csi_by_lead', 'plot_csi_differences', 'plot_bss_by_lead',
+           'plot_reliability']
 
 # %% ../nbs/01d_charts.ipynb #b535cb25
 def _phase_key(name: str):
@@ -170,6 +171,14 @@ def plot_csi_by_lead(csi: dict,                 # method -> CSI per lead (NaN wh
     return fig, ax
 
 # %% ../nbs/01d_charts.ipynb #76e18971
+def _by_method(rows: list, thr, methods: list) -> tuple[list, float, list]:
+    "At threshold `thr`: (index, method, its rows by lead) for each method with rows, the step between leads (for side-by-side offsets), the leads."
+    sel = [r for r in rows if float(r["threshold_dbz"]) == float(thr)]
+    leads = sorted({float(r["lead_min"]) for r in sel})
+    step = float(np.min(np.diff(leads))) if len(leads) > 1 else 1.0
+    out = [(k, m, sorted((r for r in sel if r["method"] == m), key=lambda r: float(r["lead_min"]))) for k, m in enumerate(methods)]
+    return [o for o in out if o[2]], step, leads
+
 def _records(table) -> list[dict]:
     "Rows of a table given as a pandas DataFrame or as a list of dicts."
     return table.to_dict("records") if hasattr(table, "to_dict") else list(table)
@@ -184,12 +193,8 @@ def plot_csi_differences(intervals,                  # the intervals table (`now
     methods = list(dict.fromkeys(r["method"] for r in rows))
     fig, axes = plt.subplots(1, len(thresholds), figsize=(4.0 * len(thresholds), 3.2), dpi=dpi, sharey=True, squeeze=False)
     for ax, thr in zip(axes[0], thresholds):
-        sel = [r for r in rows if float(r["threshold_dbz"]) == float(thr)]
-        leads = sorted({float(r["lead_min"]) for r in sel})
-        step = float(np.min(np.diff(leads))) if len(leads) > 1 else 1.0
-        for k, m in enumerate(methods):
-            mine = sorted((r for r in sel if r["method"] == m), key=lambda r: float(r["lead_min"]))
-            if not mine: continue
+        series, step, leads = _by_method(rows, thr, methods)
+        for k, m, mine in series:
             x, d, lo, hi = (np.array([float(r[c]) for r in mine]) for c in ("lead_min", "diff", "lo", "hi"))
             err = np.nan_to_num(np.array([d - lo, hi - d]), nan=0.0)   # no interval: no bar
             ax.errorbar(x + (k - (len(methods) - 1) / 2) * 0.12 * step, d, yerr=err, marker="o", ms=4, capsize=2.5,
@@ -204,3 +209,94 @@ def plot_csi_differences(intervals,                  # the intervals table (`now
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     return fig, axes[0]
+
+# %% ../nbs/01d_charts.ipynb #91fe4476
+def _colors(methods, colors=None) -> dict:
+    "A colour per method: `colors` where given, else matplotlib's cycle in the order of `methods`."
+    return {m: (colors or {}).get(m, f"C{k % 10}") for k, m in enumerate(methods)}
+
+def plot_bss_by_lead(table,                      # prob_scores.csv: DataFrame or rows (method, threshold_dbz, lead_min, bss, bss_se)
+                     methods,                    # the lines, in order
+                     thresholds=(20, 35, 40),    # one panel each, dBZ
+                     label=None,                 # method -> display name (default: underscores as spaces)
+                     colors=None,                # method -> colour (default: the cycle in the order of `methods`)
+                     dashed=(),                  # methods drawn dashed and thin (e.g. deterministic forecasts as 0 or 1)
+                     floor: float = -1.0,        # lowest BSS drawn; points below sit on it as a triangle
+                     dpi: int = 80,
+                     ):
+    "BSS against lead, a panel per threshold, a line per method with its standard error as error bars; returns (fig, axes)."
+    rows, label, colors = _records(table), label or (lambda m: m.replace("_", " ")), _colors(methods, colors)
+    rows_legend = -(-len(methods) // 3)   # the legend under the panels, three methods a row
+    height = 3.2 + 0.22 * rows_legend
+    fig, axes = plt.subplots(1, len(thresholds), figsize=(4.2 * len(thresholds), height), dpi=dpi, sharey=True, squeeze=False)
+    for ax, thr in zip(axes[0], thresholds):
+        series, step, leads = _by_method(rows, thr, methods)
+        for k, m, mine in series:
+            x, b, se = (np.array([float(r[c]) for r in mine]) for c in ("lead_min", "bss", "bss_se"))
+            x = x + (k - (len(methods) - 1) / 2) * 0.06 * step   # side by side: the bars do not hide each other
+            low = b < floor
+            thin = m in dashed
+            ax.errorbar(x, np.where(low, floor, b), yerr=np.where(low, 0.0, np.nan_to_num(se)), marker="o", ms=3 if thin else 4,
+                        capsize=2, lw=0.9 if thin else 1.4, ls="--" if thin else "-", color=colors[m], label=label(m))
+            if low.any(): ax.plot(x[low], np.full(low.sum(), floor), ls="none", marker="v", ms=6, color=colors[m], gid="below_floor")
+        ax.axhline(0, color="0.25", lw=0.9, gid="zero")
+        ax.set_title(f"BSS, ≥ {thr:g} dBZ", fontsize=9)
+        ax.set_xlabel("lead time (min)")
+        if leads: ax.set_xticks(leads)
+        ax.set_ylim(floor - 0.05, 1.0)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("Brier skill score (± 1 standard error)", fontsize=8)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, (0.2 * rows_legend + 0.02) / height, 1, 1))
+    return fig, axes[0]
+
+# %% ../nbs/01d_charts.ipynb #e634737b
+def plot_reliability(reliability,             # prob_reliability.csv: DataFrame or rows
+                     methods,                 # the curves, in order
+                     threshold: float = 35,   # dBZ
+                     leads=None,              # which leads, minutes (None: every lead in the table)
+                     label=None,              # method -> display name (default: underscores as spaces)
+                     colors=None,             # method -> colour (default: the cycle in the order of `methods`)
+                     min_frac: float = 0.01,  # bins with a smaller share of the pixels given >= 10% are drawn hollow and faded
+                     ncols: int = 4,          # diagrams per row
+                     dpi: int = 80,
+                     ):
+    "Reliability diagrams per lead with the diagonal, and under each the share of pixels per bin; returns (fig, axes [2 x rows, ncols])."
+    rows, label, colors = _records(reliability), label or (lambda m: m.replace("_", " ")), _colors(methods, colors)
+    sel = [r for r in rows if float(r["threshold_dbz"]) == float(threshold) and r["method"] in methods]
+    leads = sorted({float(r["lead_min"]) for r in sel}) if leads is None else [float(l) for l in leads]
+    if not sel or not leads: raise ValueError(f"charts: no reliability rows at {threshold:g} dBZ for {', '.join(methods)}")
+    ncols = min(ncols, len(leads)); nrows = -(-len(leads) // ncols)
+    fig = plt.figure(figsize=(2.9 * ncols, 3.5 * nrows), dpi=dpi)
+    outer = fig.add_gridspec(nrows, ncols, hspace=0.3, wspace=0.3)
+    axes = np.full((2 * nrows, ncols), None, dtype=object)
+    for i, lead in enumerate(leads):
+        r0, c = 2 * (i // ncols), i % ncols
+        inner = outer[i // ncols, c].subgridspec(2, 1, height_ratios=[3, 1], hspace=0.08)
+        ax = fig.add_subplot(inner[0]); hx = fig.add_subplot(inner[1], sharex=ax)
+        ax.plot([0, 1], [0, 1], color="0.5", ls=":", lw=1, gid="diagonal")
+        for k, m in enumerate(methods):
+            b = sorted((r for r in sel if r["method"] == m and float(r["lead_min"]) == lead), key=lambda r: int(r["bin"]))
+            if not b: continue
+            f, o, frac, lo, hi, n = (np.array([float(r[k_]) for r in b]) for k_ in
+                                     ("forecast_mean", "observed_freq", "pixel_frac", "p_lo", "p_hi", "pixels"))
+            ok, few = np.isfinite(f) & np.isfinite(o), (lo > 0) & (n < min_frac * n[lo > 0].sum())   # the lowest bin: the mass
+            ax.plot(f[ok], o[ok], color=colors[m], lw=1.3, label=label(m))
+            ax.plot(f[ok & ~few], o[ok & ~few], ls="none", marker="o", ms=4, color=colors[m])
+            ax.plot(f[ok & few], o[ok & few], ls="none", marker="o", ms=4, mfc="none", color=colors[m], alpha=0.4, gid="few_pixels")
+            w = (hi - lo) / (len(methods) + 1)
+            hx.bar(lo + (k + 0.5) * w, 100 * np.nan_to_num(frac), width=w, align="edge", color=colors[m])
+        ax.set(xlim=(0, 1), ylim=(0, 1)); ax.set_box_aspect(1); hx.set_box_aspect(1 / 3)
+        ax.set_title(f"≥ {threshold:g} dBZ, t+{lead:g} min", fontsize=8)
+        ax.tick_params(labelsize=7, labelbottom=False); hx.tick_params(labelsize=6)
+        hx.set_yscale("log"); hx.set_ylim(0.01, 100); hx.set_yticks([0.01, 1, 100], ["0.01", "1", "100"])
+        hx.set_xlabel("forecast probability", fontsize=7)
+        if c == 0:
+            ax.set_ylabel("observed frequency", fontsize=8); hx.set_ylabel("% of pixels", fontsize=7)
+        ax.grid(alpha=0.3); hx.grid(alpha=0.3, axis="y")
+        axes[r0, c], axes[r0 + 1, c] = ax, hx
+    first = axes[0, 0]
+    first.plot([], [], ls="none", marker="o", mfc="none", color="0.4", label=f"< {100 * min_frac:g}% of the pixels given ≥ 10%")
+    fig.legend(*first.get_legend_handles_labels(), loc="upper center", ncol=len(methods) + 1, fontsize=7, frameon=False)
+    fig.subplots_adjust(top=1 - 0.45 / (3.5 * nrows), bottom=0.5 / (3.5 * nrows))
+    return fig, axes

@@ -19,6 +19,7 @@ COMMANDS = {
     "import": ("nowcast.radar_import", "turn national radar composites (pysteps formats) into the archive"),
     "prepare": ("nowcast.prepare", "check the scans, pool them and write the window cache"),
     "train": ("nowcast.train", "train one curriculum phase"),
+    "probability": ("nowcast.probtrain", "train the probability head: the chance of 20, 35, 40 dBZ (the fourth phase)"),
     "evaluate": ("nowcast.evaluate", "score the model and the baselines on the test events"),
     "predict": ("nowcast.predict", "forecast from the latest scans and write TITAN NetCDF"),
     "watch": ("nowcast.watch", "real time: forecast each new scan as it arrives, for TITAN"),
@@ -27,7 +28,7 @@ COMMANDS = {
     "fingerprint": ("nowcast.train", "phase 1's loss over its first batches: is this machine's model the README's?"),
 }
 ENTRY = {"fingerprint": "fingerprint_main"}   # the function a command runs, where it is not the module's `cli_main`
-MODEL_COMMANDS = {"train", "evaluate", "predict", "watch", "fingerprint"}   # they run a model: on the pinned float path
+MODEL_COMMANDS = {"train", "probability", "evaluate", "predict", "watch", "fingerprint"}   # they run a model: on the pinned float path
 
 # %% ../nbs/12_cli.ipynb #67fa0bd6
 def usage() -> str:

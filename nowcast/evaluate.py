@@ -33,10 +33,10 @@ from .verification import Scoreboard, interval_words, paired_block_bootstrap
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['BLOCKS', 'INTERVAL_COLUMNS', 'DEFAULT_METHODS', 'pick_windows', 'Window', 'read_window', 'model_forecast',
-           'model_forecaster', 'baseline_forecaster', 'Result', 'block_labels', 'csi_intervals', 'score_windows',
-           'headline_metrics', 'write_results', 'evaluate', 'bar_sentence', 'summarize', 'move_or_grow',
-           'cache_mismatch', 'evaluation_params', 'cli_main']
+__all__ = ['BLOCKS', 'INTERVAL_COLUMNS', 'PROB_FILES', 'DEFAULT_METHODS', 'pick_windows', 'Window', 'read_window',
+           'model_forecast', 'model_forecaster', 'baseline_forecaster', 'Result', 'block_labels', 'csi_intervals',
+           'score_windows', 'headline_metrics', 'write_results', 'pick_per_radar', 'add_prob_scores', 'evaluate',
+           'bar_sentence', 'summarize', 'move_or_grow', 'cache_mismatch', 'evaluation_params', 'cli_main']
 
 # %% ../nbs/09_evaluate.ipynb #9339ccb7
 def pick_windows(
@@ -131,6 +131,7 @@ class Result:
     precision: str | None = None  # in which precision ("fp32", "bf16")
     forecasters: dict = field(default_factory=dict, repr=False)  # method -> function(Window), to redraw examples
     intervals: object = None  # model - baseline CSI and its interval per baseline, threshold and lead (`csi_intervals`); None: no model
+    prob: object = None  # the probabilistic scores (`nowcast.probeval.ProbResult`); None: not scored
 
 # %% ../nbs/09_evaluate.ipynb #5d962a00
 def _lead_label(minutes) -> str:
@@ -247,6 +248,7 @@ def score_windows(
     bootstrap_n: int = 2000,  # bootstrap draws of the CSI intervals
     bootstrap_seed: int = 0,  # their seed
     bootstrap_min_blocks: int = 10,  # an interval needs the event in at least this many blocks
+    also=None,  # called as also(window, {method: forecast}) for every window (the probabilistic scores)
 ) -> Result:
     "Run every forecaster on every window; pool scores, cell measures, core survival, timing and the model's CSI intervals."
     import pandas as pd
@@ -264,14 +266,16 @@ def score_windows(
     seconds = {m: 0.0 for m in forecasters}
     cell_rows, core_rows = [], []
     for batch in _batches(cache, starts, max(1, int(batch_size))):
-        ws = [read_window(cache, s) for s in batch]
+        ws, got = [read_window(cache, s) for s in batch], {}
         for m, fcst in forecasters.items():
             t0 = time.perf_counter()
-            fcs = fcst.many(ws) if hasattr(fcst, "many") else [fcst(w) for w in ws]
+            got[m] = fcs = [np.asarray(fc, np.float32) for fc in (fcst.many(ws) if hasattr(fcst, "many") else [fcst(w) for w in ws])]
             seconds[m] += time.perf_counter() - t0
             for w, fc in zip(ws, fcs):
-                _score_one(board, cell_rows, core_rows, m, w, np.asarray(fc, np.float32), leads_min, dx,
+                _score_one(board, cell_rows, core_rows, m, w, fc, leads_min, dx,
                            headline_dbz, cell_min_area_km2, core_dbz, core_radius_km)
+        if also is not None:
+            for k, w in enumerate(ws): also(w, {m: got[m][k] for m in forecasters})
     methods = list(forecasters)
     scores = board.frame().rename(columns={"lead": "lead_min"})
     head = scores[(scores.field == "cmax") & (scores.threshold_dbz == headline_dbz)]
@@ -325,6 +329,8 @@ def headline_metrics(
     return out
 
 # %% ../nbs/09_evaluate.ipynb #f206528a
+PROB_FILES = {"prob_scores": "table", "prob_reliability": "reliability", "prob_intervals": "intervals"}
+
 def _write_text(path: Path, text: str):
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as tmp:
@@ -348,7 +354,48 @@ def write_results(
     intervals = ev / "csi_intervals.csv"
     if res.intervals is None: intervals.unlink(missing_ok=True)   # an earlier run's intervals never speak for this one
     else: _write_text(intervals, res.intervals.to_csv(index=False)); paths["intervals"] = intervals
+    for key, attr in PROB_FILES.items():   # the probabilistic tables, likewise never an earlier run's
+        f, table = ev / f"{key}.csv", getattr(res.prob, attr, None) if res.prob is not None else None
+        if table is None: f.unlink(missing_ok=True)
+        else: _write_text(f, table.to_csv(index=False)); paths[key] = f
     return paths
+
+# %% ../nbs/09_evaluate.ipynb #bdd55924
+def pick_per_radar(
+    cache,  # a `nowcast.data.Cache`
+    starts,  # the windows scored, in time order
+    n: int,  # at most this many (0: all)
+) -> np.ndarray:
+    "At most `n` windows, evenly spread within each radar's, the radars sharing `n` equally (a radar with fewer gives its share on)."
+    starts = np.asarray(starts, np.int64)
+    if n <= 0 or len(starts) <= n: return starts
+    radars = np.asarray(cache.scan_radar)[starts]
+    ids = sorted(set(radars.tolist()), key=lambda r: (radars == r).sum())
+    keep, left = [], int(n)
+    for i, r in enumerate(ids):
+        mine = starts[radars == r]
+        take = min(len(mine), left // (len(ids) - i))
+        keep.append(pick_windows(mine, take) if take else mine[:0]); left -= take
+    return np.sort(np.concatenate(keep))
+
+def add_prob_scores(
+    res: Result,  # with `res.prob`
+    headline_dbz: float = 35.0,  # the threshold of metrics.json's BSS
+):
+    "Brier and BSS into `res.scores` (column maximum) and the BSS per lead into `res.metrics`."
+    import pandas as pd
+    t = res.prob.table[["method", "threshold_dbz", "lead_min", "brier", "bss"]]
+    sc = res.scores.drop(columns=[c for c in ("brier", "bss") if c in res.scores.columns])
+    cm = sc[sc.field == "cmax"].merge(t, on=["method", "threshold_dbz", "lead_min"], how="left")
+    extra = t[~t.method.isin(sc.method.unique())].assign(field="cmax")
+    ints = [c for c in sc.columns if pd.api.types.is_integer_dtype(sc[c])]
+    res.scores = pd.concat([cm, sc[sc.field != "cmax"], extra], ignore_index=True).astype({c: "Int64" for c in ints})
+    thr = f"{headline_dbz:g}"
+    for m, g in res.prob.table[res.prob.table.threshold_dbz == headline_dbz].groupby("method", sort=False):
+        d = res.metrics.setdefault(m, {})
+        g = g.set_index("lead_min")
+        d.update({f"bss{thr}_{_lead_label(l)}": _num(g.bss[l]) for l in res.leads_min if l in g.index})
+        d[f"bss{thr}_mean"] = _num(np.nanmean(g.bss)) if g.bss.notna().any() else None
 
 # %% ../nbs/09_evaluate.ipynb #b755b190
 DEFAULT_METHODS = ("persistence", "optical_flow", "titan_style")
@@ -367,6 +414,7 @@ def evaluate(
     max_windows: int | None = None,  # None: params evaluate.max_windows; 0: all
     model: torch.nn.Module | None = None,  # a model object instead of a checkpoint
     reports_dir=None,  # write the results here (see `write_results`); None: don't write
+    probability_path="auto",  # the probability head; "auto": probability.pt beside the checkpoint, if there; None: none
 ) -> Result:
     "Score the model and the baselines on the split's windows; optionally write the reports."
     ev, prep = params.get("evaluate", {}) or {}, params.get("prepare", {}) or {}
@@ -383,6 +431,9 @@ def evaluate(
         if not Path(model_path).is_file():
             raise FileNotFoundError(f"{model_path}: checkpoint not found (run the training stages first)")
         model, _ = load_model(model_path)
+    if probability_path == "auto":
+        auto = Path(model_path).parent / "probability.pt" if model_path is not None else None
+        probability_path = auto if auto is not None and auto.is_file() else None
     if model is not None:   # the device and precision policy of predict: train.device, train.amp
         tp = params.get("train", {}) or {}
         forecasters["model"] = model_forecaster(Forecaster(model.eval(), dbz_min=lo, dbz_max=hi,
@@ -393,6 +444,9 @@ def evaluate(
     for m in methods:
         forecasters[m] = baseline_forecaster(m, cache.n_out, dx_km=float(cache.grid.dx_km), cadence_s=cadence)
     headline = float(ev.get("headline_dbz", 35))
+    from nowcast.probeval import prob_evaluation   # the probabilistic half, imported where it is used
+    prob = prob_evaluation(ev, cache, pick_per_radar(cache, starts, int(ev.get("prob_max_windows", 60))),
+                           probability_path if model is not None else None, cadence)
     _log.info("evaluate: %d %s windows, methods %s", len(starts), split, ", ".join(forecasters))
     res = score_windows(cache, starts, forecasters, thresholds=ev.get("thresholds_dbz", (20, 35, 40, 50)),
                         headline_dbz=headline, fss_scales=ev.get("fss_scales", (1, 3, 5)),
@@ -401,7 +455,13 @@ def evaluate(
                         cell_min_area_km2=float(ev.get("cell_min_area_km2", 30.0)),
                         batch_size=int(ev.get("batch_size", 8)), bootstrap_block=str(ev.get("bootstrap_block", "event")),
                         bootstrap_n=int(ev.get("bootstrap_n", 2000)), bootstrap_seed=int(ev.get("bootstrap_seed", 0)),
-                        bootstrap_min_blocks=int(ev.get("bootstrap_min_blocks", 10)))
+                        bootstrap_min_blocks=int(ev.get("bootstrap_min_blocks", 10)), also=prob)
+    if prob is not None:
+        block_by = str(ev.get("bootstrap_block", "event"))
+        res.prob = prob.finish(dict(zip(starts.tolist(), block_labels(cache, starts, block_by).tolist())),
+                               n_boot=int(ev.get("bootstrap_n", 2000)), seed=int(ev.get("bootstrap_seed", 0)),
+                               block_by=block_by, min_blocks=int(ev.get("bootstrap_min_blocks", 10)))
+        add_prob_scores(res, headline)
     if "model" in forecasters:   # where and how the scored forecasts were computed (shown by the report)
         f = forecasters["model"].forecaster
         res.device, res.precision = str(f.device), f.precision

@@ -20,16 +20,19 @@ import yaml
 import nowcast
 from .grids import Grid, azimuthal_equidistant
 from .scan import Scan, ScanError
-from .write import atomic_write, write_grid_netcdf
+from .write import atomic_write, probability_name, write_grid_netcdf
 from .readers import read_options, read_scan_times, read_scans
+from .probability import ProbabilityHead
 from .codes import dequantize, normalize, pool_scan, quantize
 from .events import find_scans
 from .inference import Forecaster, autocast_dtype, precision_name, resolve_device
 
 # %% auto #0
-__all__ = ['latest_scan_paths', 'check_window', 'read_latest_scans', 'demo_scans', 'pool_inputs', 'run_model', 'upsample_dbz',
-           'Forecast', 'cadence_s', 'forecast_from_scans', 'forecast_scans', 'forecast_path', 'sha256_of',
-           'write_forecast', 'load_forecaster', 'predict', 'predict_test_events', 'cli_main']
+__all__ = ['PROBABILITY_FILE', 'latest_scan_paths', 'check_window', 'read_latest_scans', 'demo_scans', 'pool_scans',
+           'model_inputs', 'pool_inputs', 'run_model', 'upsample_dbz', 'upsample_probability', 'forecast_probabilities',
+           'probability_head_path', 'load_probability_head', 'Forecast', 'cadence_s', 'forecast_from_scans',
+           'forecast_scans', 'forecast_path', 'sha256_of', 'write_forecast', 'load_forecaster', 'predict',
+           'predict_test_events', 'cli_main']
 
 # %% ../nbs/10_predict.ipynb #26c90591
 def latest_scan_paths(inputs, # a folder of scans, one file, or a list of files/folders
@@ -115,17 +118,31 @@ def _prep(params: dict) -> dict:
     p.update({k: v for k, v in (params or {}).get("prepare", {}).items() if k in p})
     return p
 
+def pool_scans(scans: list[Scan], # the input scans, oldest first
+               params: dict # the checkpoint's params (its `prepare:` section is used)
+              ) -> tuple[np.ndarray, np.ndarray]:
+    "Pooled dBZ `[n_in, Z, H, W]` quantised as the cache holds it, and the pooled missing mask."
+    p = _prep(params)
+    pooled = [pool_scan(s.dbz, s.missing, p["pool"], p["pool_space"], path=s.path) for s in scans]
+    dbz = np.stack([d for d, _ in pooled]); missing = np.stack([m for _, m in pooled])
+    return dequantize(quantize(dbz, p["dbz_min"], p["dbz_max"], p["dbz_step"]), p["dbz_min"], p["dbz_step"]), missing
+
+def model_inputs(dbz: np.ndarray, # `pool_scans`' dBZ
+                 missing: np.ndarray, # and its mask
+                 params: dict # the checkpoint's params
+                ) -> np.ndarray:
+    "Normalised model inputs, missing = 0 (no echo)."
+    p = _prep(params)
+    x = normalize(dbz, p["dbz_min"], p["dbz_max"]).astype(np.float32)
+    x[missing] = 0.0
+    return x
+
 def pool_inputs(scans: list[Scan], # the input scans, oldest first
                 params: dict # the checkpoint's params (its `prepare:` section is used)
                ) -> tuple[np.ndarray, np.ndarray]:
     "Model inputs `[n_in, Z, H, W]` (normalised, missing = 0) and the pooled missing mask, as in training."
-    p = _prep(params)
-    pooled = [pool_scan(s.dbz, s.missing, p["pool"], p["pool_space"], path=s.path) for s in scans]
-    dbz = np.stack([d for d, _ in pooled]); missing = np.stack([m for _, m in pooled])
-    dbz = dequantize(quantize(dbz, p["dbz_min"], p["dbz_max"], p["dbz_step"]), p["dbz_min"], p["dbz_step"])
-    x = normalize(dbz, p["dbz_min"], p["dbz_max"]).astype(np.float32)
-    x[missing] = 0.0
-    return x, missing
+    dbz, missing = pool_scans(scans, params)
+    return model_inputs(dbz, missing, params), missing
 
 # %% ../nbs/10_predict.ipynb #f03f626f
 def run_model(model: torch.nn.Module, # maps [B, n_in, Z, H, W] -> [B, n_out, Z, H, W], normalised units
@@ -170,6 +187,51 @@ def upsample_dbz(dbz: np.ndarray, # pooled forecast [..., H, W] in dBZ
     fine = torch.where(nearest <= dbz_min, torch.full_like(fine, dbz_min), fine).clamp(dbz_min, dbz_max)
     return fine.reshape(*lead, ny, nx).numpy()
 
+# %% ../nbs/10_predict.ipynb #4b6d4f41
+def upsample_probability(prob: np.ndarray, # probabilities [..., H, W] on the pooled grid
+                         shape: tuple[int, int], # the input grid's (ny, nx)
+                        ) -> np.ndarray:
+    "Bilinear upsampling of probabilities to `shape`, clipped to [0, 1]."
+    c = torch.from_numpy(np.ascontiguousarray(prob, np.float32)).reshape(1, -1, *prob.shape[-2:])
+    fine = F.interpolate(c, size=tuple(shape), mode="bilinear", align_corners=False).clamp(0.0, 1.0)
+    return fine.reshape(*prob.shape[:-2], *shape).numpy()
+
+def forecast_probabilities(head: ProbabilityHead, # the probability head
+                           pooled_fc: np.ndarray, # the model's forecast [n_out, Z, H, W], dBZ, pooled grid
+                           pooled_in: np.ndarray, # the last input scan, pooled [Z, H, W], dBZ (`pool_scans`)
+                           pooled_missing: np.ndarray, # its mask [Z, H, W]
+                           params: dict, # the checkpoint's params
+                          ) -> dict[float, np.ndarray]:
+    "`{threshold dBZ: [n_out, H, W]}`: the probability that the column maximum reaches it, on the pooled grid."
+    n = np.shape(head.weights)[1]
+    if n != len(pooled_fc):
+        raise ValueError(f"the probability head is for {n} leads; the model forecasts {len(pooled_fc)}")
+    last_cmax = np.where(pooled_missing, np.float32(_prep(params)["dbz_min"]), pooled_in).max(axis=0)
+    prob = head(pooled_fc.max(axis=1), last_cmax)
+    return {float(t): prob[k] for k, t in enumerate(head.thresholds)}
+
+# %% ../nbs/10_predict.ipynb #30c26e7c
+PROBABILITY_FILE = "probability.pt"  # the head's name beside the checkpoints
+
+def probability_head_path(model_path, # the checkpoint
+                          choice: str | Path | None = None, # `--probability`: a path, "none", or None (the default)
+                         ) -> Path | None:
+    "The head a command uses: `choice`; by default `probability.pt` beside the checkpoint when it exists; 'none': no head."
+    if choice is None:
+        p = Path(model_path).parent / PROBABILITY_FILE
+        return p if p.is_file() else None
+    return None if str(choice).lower() == "none" else Path(choice)
+
+def load_probability_head(path, # a head written by `ProbabilityHead.save`
+                          n_out: int, # the leads of the model it goes with
+                         ) -> ProbabilityHead:
+    "Load a probability head and check it fits the model's leads; errors name the file."
+    head = ProbabilityHead.load(path)
+    n = np.shape(head.weights)[1]
+    if n != n_out:
+        raise ValueError(f"{path}: the probability head is for {n} leads; the model forecasts {n_out}")
+    return head
+
 # %% ../nbs/10_predict.ipynb #70a4018c
 @dataclass
 class Forecast:
@@ -185,6 +247,7 @@ class Forecast:
     timings: dict = dc_field(default_factory=dict)  # seconds spent in read / pool / model / upsample
     sensor: tuple | None = None  # the radar's (lat, lon, alt_km), from the last input scan (None if it has none)
     scan_bounds_s: tuple | None = None  # (start, end) of each forecast's volume scan, seconds from its valid time
+    probabilities: dict | None = None  # {threshold dBZ: [n_out, Y, X]} of the column maximum reaching it (None: no head)
 
     @property
     def valid_times(self) -> list[np.datetime64]:
@@ -211,11 +274,13 @@ def forecast_from_scans(model: torch.nn.Module, # the trained model
                         *, upsample: bool = True, # bring the forecast back to the input grid
                         device: torch.device | str | None = None, # default: train.device of the checkpoint ("auto")
                         amp: str | bool | None = None, # default: train.amp of the checkpoint ("auto")
+                        head: ProbabilityHead | None = None, # exceedance probabilities too (`forecast_probabilities`)
                        ) -> Forecast:
-    "Forecast from scans already read: pool, run the model, denormalise, upsample (timings: pool, model, upsample)."
+    "Forecast from scans already read: pool, run the model, denormalise, upsample (timings: pool, model, upsample[, probability])."
     p = _prep(ckpt_params)
     t = {}; t0 = time.perf_counter()
-    x, pooled_missing = pool_inputs(scans, ckpt_params)
+    pooled_in, pooled_missing = pool_scans(scans, ckpt_params)
+    x = model_inputs(pooled_in, pooled_missing, ckpt_params)
     t["pool"] = time.perf_counter() - t0; t0 = time.perf_counter()
     pooled = run_model(model, x, ckpt_params, device, amp)
     t["model"] = time.perf_counter() - t0; t0 = time.perf_counter()
@@ -227,13 +292,19 @@ def forecast_from_scans(model: torch.nn.Module, # the trained model
         dbz, missing = pooled, pooled_missing[-1]
         grid = last.grid.pooled(p["pool"]) if p["pool"] > 1 else last.grid
     t["upsample"] = time.perf_counter() - t0
+    probs = None
+    if head is not None:
+        t0 = time.perf_counter()
+        probs = forecast_probabilities(head, pooled, pooled_in[-1], pooled_missing[-1], ckpt_params)
+        if upsample: probs = {k: upsample_probability(v, last.grid.shape[1:]) for k, v in probs.items()}
+        t["probability"] = time.perf_counter() - t0
     step = cadence_s([s.time for s in scans]) if len(scans) > 1 else int((ckpt_params or {}).get("synthetic", {}).get("cadence_s", 300))
     span = (tuple(int((b - last.time) / np.timedelta64(1, "s")) for b in last.time_bounds)
             if last.time_bounds is not None else (-step, 0))  # the last scan's volume, moved by each lead
     return Forecast(dbz=dbz, missing=np.broadcast_to(missing, dbz.shape).copy(), grid=grid, issue_time=last.time,
                     lead_s=[step * (k + 1) for k in range(len(dbz))], field=last.field,
                     sources=[s.path for s in scans], pooled_dbz=pooled, timings=t,
-                    sensor=last.sensor, scan_bounds_s=span)
+                    sensor=last.sensor, scan_bounds_s=span, probabilities=probs)
 
 def forecast_scans(model: torch.nn.Module, # the trained model
                    ckpt_params: dict, # the params the checkpoint was trained with
@@ -242,7 +313,8 @@ def forecast_scans(model: torch.nn.Module, # the trained model
                    field: str | None = None, # reflectivity variable (default: the checkpoint's `data.field`)
                    device: torch.device | str | None = None, # default: train.device of the checkpoint ("auto")
                    amp: str | bool | None = None, # default: train.amp of the checkpoint ("auto")
-                   reader: dict | None = None # `nowcast.io.read_scans` settings (`read_options(params["data"])`); None: defaults
+                   reader: dict | None = None, # `nowcast.io.read_scans` settings (`read_options(params["data"])`); None: defaults
+                   head: ProbabilityHead | None = None, # exceedance probabilities too
                   ) -> Forecast:
     "Forecast from the latest `n_in` scans: read, then `forecast_from_scans`."
     p = _prep(ckpt_params)
@@ -251,7 +323,7 @@ def forecast_scans(model: torch.nn.Module, # the trained model
     n_in = int(getattr(model, "n_in", p["n_in"]))
     scans = read_latest_scans(latest_scan_paths(scan_paths, n_in, reader=reader), field, p["max_gap_s"], reader=reader)
     read_s = time.perf_counter() - t0
-    fc = forecast_from_scans(model, ckpt_params, scans, upsample=upsample, device=device, amp=amp)
+    fc = forecast_from_scans(model, ckpt_params, scans, upsample=upsample, device=device, amp=amp, head=head)
     fc.timings = {"read": read_s, **fc.timings}
     return fc
 
@@ -276,11 +348,15 @@ def write_forecast(fc: Forecast, # the forecast to write
                    *, model_config: dict | None = None, # `{"name", "kwargs"}` of the model
                    checkpoint: str | Path | None = None, # the checkpoint file it came from
                    checkpoint_sha256: str | None = None, # its SHA-256 (computed when None and the file exists)
-                   params: dict | None = None # the checkpoint's params
+                   params: dict | None = None, # the checkpoint's params
+                   probability: str | Path | None = None, # the probability head file (when `fc.probabilities`)
+                   probability_sha256: str | None = None, # its SHA-256 (computed when None and the file exists)
                   ) -> list[Path]:
     "Write one CF-1.6 NetCDF per lead in TITAN's forecast layout; returns the files, shortest lead first."
     if checkpoint is not None and checkpoint_sha256 is None and Path(checkpoint).is_file():
         checkpoint_sha256 = sha256_of(checkpoint)
+    if probability is not None and probability_sha256 is None and Path(probability).is_file():
+        probability_sha256 = sha256_of(probability)
     name = (model_config or {}).get("name", "unknown model")
     issue = np.datetime64(fc.issue_time, "s")
     attrs = {"title": f"nowcast reflectivity forecast issued {issue}Z",
@@ -289,13 +365,15 @@ def write_forecast(fc: Forecast, # the forecast to write
                         f"{fc.sources[0].name if fc.sources else ''} .. {fc.sources[-1].name if fc.sources else ''}",
              "nowcast_model": json.dumps(model_config or {}, sort_keys=True),
              "nowcast_checkpoint": f"{checkpoint} sha256:{checkpoint_sha256}",
-             "nowcast_params": json.dumps(params or {}, sort_keys=True, default=str)}
+             "nowcast_params": json.dumps(params or {}, sort_keys=True, default=str),
+             **({"nowcast_probability": f"{probability} sha256:{probability_sha256}"} if fc.probabilities else {})}
     paths = []
     for k, lead in enumerate(fc.lead_s):
         path = forecast_path(out_dir, issue, lead)
         write_grid_netcdf(path, fc.dbz[k], fc.missing[k], issue + np.timedelta64(int(lead), "s"), fc.grid, fc.field,
                           forecast_reference_time=issue, forecast_period_s=float(lead), sensor=fc.sensor,
-                          time_bounds=fc.time_bounds[k], global_attrs=attrs)
+                          time_bounds=fc.time_bounds[k], global_attrs=attrs,
+                          probabilities={t: p[k] for t, p in (fc.probabilities or {}).items()}, lead_min=lead / 60)
         paths.append(path)
     return paths
 
@@ -313,14 +391,21 @@ def predict(model_path, # checkpoint (e.g. checkpoints/phase3_best.pt)
             field: str | None = None, # reflectivity variable (default: the checkpoint's `data.field`)
             device: torch.device | str | None = None, # default: train.device ("auto": CUDA if available)
             amp: str | bool | None = None, # default: train.amp ("auto": bf16 on CUDA, fp32 on CPU)
-            reader: dict | None = None # `nowcast.io.read_scans` settings (`read_options(params["data"])`); None: defaults
+            reader: dict | None = None, # `nowcast.io.read_scans` settings (`read_options(params["data"])`); None: defaults
+            probability_path=None, # a probability head (`probability_head_path`): probabilities too; None: none
            ) -> list[Path]:
     "Forecast from the latest scans with a checkpoint and write TITAN forecast files; returns them."
     model, ckpt = load_forecaster(model_path)
+    head = _head_for(probability_path, model, ckpt)
     fc = forecast_scans(model, ckpt.get("params", {}), inputs, upsample=upsample, field=field, device=device, amp=amp,
-                        reader=reader)
+                        reader=reader, head=head)
     return write_forecast(fc, out_dir, model_config=ckpt.get("model_config"), checkpoint=model_path,
-                          params=ckpt.get("params", {}))
+                          params=ckpt.get("params", {}), probability=probability_path)
+
+def _head_for(probability_path, model, ckpt) -> ProbabilityHead | None:
+    "The probability head at `probability_path` (None: none), checked against the model's leads."
+    if probability_path is None: return None
+    return load_probability_head(probability_path, int(getattr(model, "n_out", _prep(ckpt.get("params", {}))["n_out"])))
 
 # %% ../nbs/10_predict.ipynb #a83ce795
 def predict_test_events(params: dict, # the whole params dict (`prepare`, `predict` sections)
@@ -328,6 +413,7 @@ def predict_test_events(params: dict, # the whole params dict (`prepare`, `predi
                         out_dir=None, # forecast root (default: `predict.out_dir`, i.e. forecasts/)
                         *, report_path="reports/predict.json", # the stage's report
                         device: torch.device | str | None = None, # default: params train.device ("auto")
+                        probability_path=None, # a probability head: probabilities too (None: none)
                        ) -> dict:
     "Forecasts for the last windows of each test event, from raw scans; writes and returns the report."
     from nowcast.cache import load_cache
@@ -337,6 +423,8 @@ def predict_test_events(params: dict, # the whole params dict (`prepare`, `predi
     cache = load_cache(params.get("prepare", {}).get("cache_dir", "cache"))
     model, ckpt = load_forecaster(model_path)
     sha = sha256_of(model_path)
+    head = _head_for(probability_path, model, ckpt)
+    head_sha = sha256_of(probability_path) if head is not None else None
     tp = params.get("train", {}) or {}   # one device and precision policy with `evaluate`: train.device, train.amp
     device, amp = resolve_device(device or tp.get("device", "auto")), tp.get("amp", "auto")
     starts = np.asarray(cache.windows.get("test", []), np.int64)
@@ -348,15 +436,20 @@ def predict_test_events(params: dict, # the whole params dict (`prepare`, `predi
         srcs = [cache.source_paths[i] for i in cache.window_indices(s, cache.n_in)]   # every k-th scan of a faster radar
         fc = forecast_scans(model, ckpt.get("params", {}), srcs, upsample=upsample,
                             field=params.get("data", {}).get("field"), device=device, amp=amp,
-                            reader=read_options(params.get("data", {})))
+                            reader=read_options(params.get("data", {})), head=head)
         files = write_forecast(fc, out_dir, model_config=ckpt.get("model_config"), checkpoint=model_path,
-                               checkpoint_sha256=sha, params=ckpt.get("params", {}))
+                               checkpoint_sha256=sha, params=ckpt.get("params", {}), probability=probability_path,
+                               probability_sha256=head_sha)
         forecasts.append({"event": cache.event_names[cache.scan_event[s]], "issue_time": str(fc.issue_time),
                           "inputs": [str(p) for p in fc.sources], "files": [str(f) for f in files],
                           "seconds": {k: round(v, 3) for k, v in fc.timings.items()}})
     report = {"model_path": str(model_path), "checkpoint_sha256": sha, "out_dir": str(out_dir),
               "device": str(device), "precision": precision_name(autocast_dtype(device, amp)),
               "upsample": upsample, "max_forecasts_per_event": max_forecasts,
+              "probabilities": {"written": head is not None and bool(forecasts),
+                                "head": None if head is None else str(probability_path), "head_sha256": head_sha,
+                                "thresholds_dbz": [] if head is None else [float(t) for t in head.thresholds],
+                                "variables": [] if head is None else [probability_name(t) for t in head.thresholds]},
               "n_forecasts": len(forecasts), "n_files": sum(len(f["files"]) for f in forecasts), "forecasts": forecasts}
     with atomic_write(report_path) as tmp_report:
         Path(tmp_report).write_text(json.dumps(report, indent=2))
@@ -388,6 +481,9 @@ def cli_main(argv: list[str] | None = None # arguments after `nowcast predict`
     ap.add_argument("--field", default=None, help="reflectivity variable (default: the checkpoint's data.field)")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: train.device of params.yaml, else cuda if available)")
     ap.add_argument("--test-events", action="store_true", help="the DVC stage: forecasts for the prepared test events")
+    ap.add_argument("--probability", metavar="PATH", default=None,
+                    help="probability head: exceedance probabilities in every file (default: probability.pt in the "
+                         "checkpoint's folder when it exists; 'none': no probabilities)")
     args = ap.parse_args(_legacy_argv(list(sys.argv[1:] if argv is None else argv)))
     params_file = Path(args.params or "params.yaml")
     params = yaml.safe_load(params_file.read_text()) if params_file.is_file() else {}
@@ -396,18 +492,20 @@ def cli_main(argv: list[str] | None = None # arguments after `nowcast predict`
     pr = params.get("predict", {})
     upsample = pr.get("upsample", True) if args.upsample is None else args.upsample
     out = args.out or pr.get("out_dir", "forecasts")
+    head = probability_head_path(args.model_path, args.probability)
     try:
         if args.test_events:
             params = {**params, "predict": {**pr, "upsample": upsample}}
-            report = predict_test_events(params, args.model_path, out, device=args.device)
-            print(f"{report['n_forecasts']} forecasts, {report['n_files']} files under {out}; report: reports/predict.json")
+            report = predict_test_events(params, args.model_path, out, device=args.device, probability_path=head)
+            with_p = f" with probabilities from {head}" if report["probabilities"]["written"] else ""
+            print(f"{report['n_forecasts']} forecasts, {report['n_files']} files under {out}{with_p}; report: reports/predict.json")
             return 0
         if not args.input:
             ap.error("--input is required (or --test-events)")
         tp = params.get("train", {}) or {}
         files = predict(args.model_path, args.input if len(args.input) > 1 else args.input[0], out,
                         upsample=upsample, field=args.field, device=args.device or tp.get("device"), amp=tp.get("amp"),
-                        reader=read_options(params.get("data", {})))
+                        reader=read_options(params.get("data", {})), probability_path=head)
     except (ValueError, FileNotFoundError) as e:  # ScanError is a ValueError
         print(f"nowcast predict: {e}", file=sys.stderr)
         return 1

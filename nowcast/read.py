@@ -7,17 +7,19 @@ Docs: https://github.com/nowcast-dev/nowcast/read.html.md"""
 # %% ../nbs/00c_read.ipynb #a44082b6
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import netCDF4
 import numpy as np
 
 from .grids import check_grid, Grid, GridError
-from .scan import (_attrs, _axis_kind, _axis_role, _check_levels, _field_values, _is_degrees, _km_factor, _regular_axis,
-    _time_of, DBZ_RANGE, MAX_EXTENT_KM, Scan, ScanError)
+from .scan import (_attrs, _axis_kind, _axis_role, _check_levels, _field_values, _is_degrees, _km_factor,
+    _no_data_markers, _number, _packing, _regular_axis, _time_of, DBZ_RANGE, MAX_EXTENT_KM, Scan, ScanError)
+from .write import probability_name
 
 # %% auto #0
-__all__ = ['read_scan', 'read_scan_time', 'read_scan_layout', 'read_scan_grid', 'read_credit']
+__all__ = ['read_scan', 'read_scan_time', 'read_scan_layout', 'read_scan_grid', 'read_probabilities', 'read_credit']
 
 # %% ../nbs/00c_read.ipynb #59bcefb6
 def _coordinate(path, ds, dim: str, role: str) -> np.ndarray:
@@ -342,6 +344,59 @@ def read_scan_grid(
 ) -> Grid:
     "The scan's `Grid` alone (as `read_scan` gives it: axes increasing), without reading the field; bad files raise `ScanError`."
     return read_scan_layout(path, field, max_extent_km=max_extent_km)[0]
+
+# %% ../nbs/00c_read.ipynb #9f6833e0
+_PROB_VAR = re.compile(r"prob_ge_m?\d+(p\d+)?dbz")
+
+
+def _probability(path, ds, var, dims: dict, decreasing: tuple) -> tuple[float, np.ndarray]:
+    "One probability variable, checked: (threshold, float32 [Y, X] with NaN where unobserved)."
+    name, a = var.name, _attrs(var)
+    want = tuple(dims[r] for r in "TYX" if r in dims)
+    if var.dimensions != want:
+        raise ScanError(path, f"probability {name!r} has dimensions {var.dimensions}; expected the field's {want} "
+                              "(the column maximum has no z)", "bad_field")
+    t = _number(a.get("threshold_dbz"))
+    if t is None or not np.isfinite(t) or probability_name(t) != name:
+        raise ScanError(path, f"probability {name!r}: threshold_dbz is {_plain(a.get('threshold_dbz'))!r}, which does not name "
+                              f"this variable", "bad_field")
+    if np.dtype(var.dtype).kind not in "iuf":
+        raise ScanError(path, f"probability {name!r} has type {np.dtype(var.dtype)}; expected numbers", "bad_field")
+    var.set_auto_maskandscale(False)
+    raw = np.asarray(var[...])
+    scale, offset = _packing(path, var, a)
+    missing = np.zeros(raw.shape, bool)
+    for m in _no_data_markers(path, var, a, raw.dtype):
+        missing |= raw == m
+    p = raw.astype(np.float32) * np.float32(scale) + np.float32(offset)
+    missing |= np.isnan(p)
+    bad = ~missing & ~((p >= 0) & (p <= 1))
+    if bad.any():
+        raise ScanError(path, f"probability {name!r}: {int(bad.sum())} of {p.size} values are outside [0, 1] (from "
+                              f"{p[bad].min():.4g} to {p[bad].max():.4g}) without being marked missing", "out_of_range")
+    p[missing] = np.nan
+    p = p[0] if "T" in dims else p
+    flips = tuple(slice(None, None, -1) if a in decreasing else slice(None) for a in "yx")
+    return float(t), np.ascontiguousarray(p[flips])
+
+
+def read_probabilities(
+    path,  # a forecast file
+    field: str = "DBZ",  # the reflectivity variable (its dimensions and grid are the probabilities')
+    *,
+    max_extent_km: float = MAX_EXTENT_KM,  # as `read_scan`
+) -> dict[float, np.ndarray]:
+    "A forecast file's exceedance probabilities `{threshold dBZ: float32 [Y, X]}` (NaN: unobserved); `{}` without them."
+    path = Path(path)
+
+    def read(ds):
+        names = [n for n in ds.variables if _PROB_VAR.fullmatch(n)]
+        if not names:
+            return {}
+        _, dims, _, decreasing = _layout(path, ds, field, max_extent_km)
+        return dict(sorted(_probability(path, ds, ds.variables[n], dims, decreasing) for n in names))
+
+    return _with_scan_file(path, read)
 
 # %% ../nbs/00c_read.ipynb #123ecd2e
 def read_credit(path,  # a scan file (an observation: a forecast's `source` is the model that made it)

@@ -17,14 +17,18 @@ from pathlib import Path
 
 import yaml
 
+from .baselines import METHOD_LABELS, PROB_METHODS
 from .cells import MOTION_BASELINE, move_or_grow_words, reference_words
 from .floatpath import describe
+from .baselines import PROB_LABELS, START, TRAINED
 from .write import atomic_write
 
 # %% auto #0
-__all__ = ['PHASES', 'RECIPE_KEYS', 'data_section', 'radar_lines', 'training_section', 'kept_checkpoint', 'recipe',
-           'held_in_every_run', 'interval_beats', 'interval_table', 'interval_sentence', 'beats', 'claims', 'verdict',
-           'sample_sentence', 'threshold_tables', 'evaluation_section', 'forecast_section', 'run_summary', 'cli_main']
+__all__ = ['PHASES', 'RECIPE_KEYS', 'PROB_SHOWN', 'PROB_BASELINES', 'data_section', 'radar_lines', 'training_section',
+           'kept_checkpoint', 'recipe', 'held_in_every_run', 'interval_beats', 'interval_table', 'interval_sentence',
+           'beats', 'claims', 'verdict', 'sample_sentence', 'threshold_tables', 'evaluation_section', 'prob_label',
+           'bss_table', 'training_gain', 'prob_beats', 'reliability_sentence', 'prob_subset_sentence', 'head_sentence',
+           'probability_section', 'forecast_section', 'run_summary', 'cli_main']
 
 # %% ../nbs/13_report.ipynb #24986c28
 PHASES = ("phase1", "phase2", "phase3")
@@ -169,11 +173,14 @@ def _at(held: dict|None, thr: float) -> dict|None:
 
 
 # %% ../nbs/13_report.ipynb #a48f9018
-def _read_intervals(reports: Path) -> list[dict]:
-    "The rows of `evaluation/csi_intervals.csv` (none where evaluate wrote none: an older run, or no model scored)."
-    path = reports / "evaluation/csi_intervals.csv"
+def _rows(path: Path) -> list[dict]:
+    "The rows of a csv file a stage writes (none where it wrote none)."
     if not path.exists(): return []
     with path.open() as f: return list(csv.DictReader(f))
+
+def _read_intervals(reports: Path) -> list[dict]:
+    "The rows of `evaluation/csi_intervals.csv` (none where evaluate wrote none: an older run, or no model scored)."
+    return _rows(reports / "evaluation/csi_intervals.csv")
 
 def _num(text) -> float:
     "A number from a csv cell (NaN where empty)."
@@ -217,9 +224,13 @@ def _quoted(rows: list[dict]) -> str:
     return (f"difference at t+{_num(r['lead_min']):g}: {_signed(r['diff'])}, {_level(r)} interval {_signed(r['lo'])} "
             f"to {_signed(r['hi'])}, over {_blocks(r)}")
 
-def interval_beats(intervals: list[dict], # rows of csi_intervals.csv
+def _words(m: str) -> str: return m.replace("_", " ")
+
+def interval_beats(intervals: list[dict], # rows of csi_intervals.csv (or prob_intervals.csv)
                    thr: float, # the threshold, dBZ
                    held: dict|None = None, # `held_in_every_run`'s answer at this threshold
+                   what: str = "the model's CSI", # the score compared, as the sentence names it
+                   label=_words, # method -> its name in the sentence
                   ) -> list[str]:
     "One sentence per baseline: where the model beats it, is level with it and is below it by the interval, quoting one."
     sel, out = [r for r in intervals if _num(r["threshold_dbz"]) == float(thr)], []
@@ -228,19 +239,21 @@ def interval_beats(intervals: list[dict], # rows of csi_intervals.csv
         every = [_num(r["lead_min"]) for r in rows]
         if all(r["words"] == "undefined" for r in rows):   # nothing to claim either way: say so, and why
             why = _too_few(rows) or f" ({_blocks(rows[0])}: nothing to draw again)"
-            out.append(f"- Against {m.replace('_', ' ')} there is no interval at any lead{why}: the table's point values "
+            out.append(f"- Against {label(m)} there is no interval at any lead{why}: the table's point values "
                        "alone decide nothing." + _every_run_words(held, m, every))
             continue
         at = {w: _at_leads([_num(r["lead_min"]) for r in rows if r["words"] == w], every)
               for w in ("beats", "level with", "below", "undefined")}
-        text = (f"- Against {m.replace('_', ' ')} the model's CSI beats it {at['beats']}, is level with it {at['level with']} "
+        text = (f"- Against {label(m)} {what} beats it {at['beats']}, is level with it {at['level with']} "
                 f"and below it {at['below']}")
         text += "" if at["undefined"] == "at no lead" else f"; it has no interval {at['undefined']}{_too_few(rows)}"
         out.append(f"{text} ({_quoted(rows)})." + _every_run_words(held, m, every))
     return out
 
-def interval_table(intervals: list[dict], # rows of csi_intervals.csv
+def interval_table(intervals: list[dict], # rows of csi_intervals.csv (or prob_intervals.csv)
                    thr: float, # the threshold, dBZ
+                   what: str = "Model - baseline CSI", # the difference, as the table's title names it
+                   label=str, # method -> its column's name
                   ) -> list[str]:
     "Model - baseline CSI per lead at one threshold, a column per baseline, each cell the difference and its interval."
     sel = [r for r in intervals if _num(r["threshold_dbz"]) == float(thr)]
@@ -249,8 +262,8 @@ def interval_table(intervals: list[dict], # rows of csi_intervals.csv
     cell = {(r["method"], _num(r["lead_min"])): r for r in sel}
     def text(r): return "-" if r is None or _signed(r["diff"]) == "-" else (
         f"{_signed(r['diff'])} ({_signed(r['lo'])}, {_signed(r['hi'])})" if _signed(r["lo"]) != "-" else f"{_signed(r['diff'])} (-)")
-    return ["", f"Model - baseline CSI at {thr:g} dBZ, {_level(sel[0])} interval (paired bootstrap over {_blocks(sel[0])}):", "",
-            "| lead (min) | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|",
+    return ["", f"{what} at {thr:g} dBZ, {_level(sel[0])} interval (paired bootstrap over {_blocks(sel[0])}):", "",
+            "| lead (min) | " + " | ".join(map(label, methods)) + " |", "|---" * (len(methods) + 1) + "|",
             *(f"| {l:.0f} | " + " | ".join(text(cell.get((m, l))) for m in methods) + " |" for l in leads)]
 
 def interval_sentence(intervals: list[dict] # rows of csi_intervals.csv
@@ -304,10 +317,14 @@ def verdict(rows: list[dict], # the CSI-by-lead table: lead_min and one column p
     return out
 
 # %% ../nbs/13_report.ipynb #4fd64a9d
+_COUNTS = ("hits", "misses", "false_alarms", "correct_negatives", "windows", "windows_observed")
+
 def _cmax_rows(scores_csv: Path) -> list[dict]:
-    "The column-maximum rows of scores.csv (none when evaluate has not run)."
+    "The column-maximum contingency rows of scores.csv, counts as whole numbers (none when evaluate has not run)."
     if not scores_csv.exists(): return []
-    with scores_csv.open() as f: return [r for r in csv.DictReader(f) if r["field"] == "cmax"]
+    with scores_csv.open() as f:   # a probability's own rows (BSS, no contingency counts) are not CSI rows
+        rows = [r for r in csv.DictReader(f) if r["field"] == "cmax" and r.get("hits") not in (None, "")]
+    return [{**r, **{k: str(int(float(r[k]))) for k in _COUNTS if r.get(k) not in (None, "")}} for r in rows]
 
 def _span(values: list[int]) -> str:
     return f"{min(values)}" if min(values) == max(values) else f"{min(values)} to {max(values)}"
@@ -366,7 +383,151 @@ def evaluation_section(reports: Path, params: dict|None = None) -> list[str]:
     lines += threshold_tables(scores, methods, held=held, intervals=intervals)
     lines += ["", "| method | mean CSI@35 | FSS@35 | MAE (dBZ) | s per window |", "|---|---|---|---|---|"]
     lines += [f"| {m} | {_fmt(v.get('csi35_mean'))} | {_fmt(v.get('fss35'))} | {_fmt(v.get('mae'), 2)} | "
-              f"{_fmt(v.get('s_per_window'), 4)} |" for m, v in metrics.items()]
+              f"{_fmt(v.get('s_per_window'), 4)} |" for m, v in metrics.items() if m in methods]   # the probabilities: below
+    return lines
+
+# %% ../nbs/13_report.ipynb #0f70bc39
+PROB_SHOWN = (TRAINED, START, "optical_flow_neighbourhood", "lagrangian_probability", "steps", "model")   # the summary's BSS table
+PROB_BASELINES = ("optical_flow_neighbourhood", "lagrangian_probability", "steps")   # the trained head's rivals
+
+def prob_label(m: str # a method of prob_scores.csv
+              ) -> str:
+    "A method's name among the probabilities: the probabilistic ones by name, a deterministic forecast as '<name>, 0 or 1'."
+    if m in PROB_LABELS: return PROB_LABELS[m]
+    if m in PROB_METHODS: return METHOD_LABELS.get(m, _words(m))
+    return f"{METHOD_LABELS.get(m, _words(m))}, 0 or 1"
+
+def _of(rows: list[dict], thr: float, method: str|None = None) -> list[dict]:
+    "The rows at one threshold (of one method), by lead."
+    return sorted((r for r in rows if _num(r["threshold_dbz"]) == float(thr) and method in (None, r["method"])),
+                  key=lambda r: _num(r["lead_min"]))
+
+def _pm(r: dict, x: str, se: str) -> str:
+    "'+0.041 ± 0.012': row `r`'s column `x` and its standard error `se` (none from fewer than two blocks)."
+    return _signed(r[x]) + (f" ± {_num(r.get(se)):.3f}" if math.isfinite(_num(r.get(se))) and _num(r.get("blocks") or 0) >= 2 else "")
+
+def bss_table(scores: list[dict], # rows of prob_scores.csv
+              thr: float = 35, # the threshold, dBZ
+              methods=PROB_SHOWN, # the columns, in order (those scored)
+             ) -> list[str]:
+    "BSS ± its standard error per lead at one threshold, a column per method, and how often the scored pixels reached it."
+    sel = _of(scores, thr)
+    shown = [m for m in methods if any(r["method"] == m for r in sel)]
+    if not shown: return []
+    cell, leads = {(r["method"], _num(r["lead_min"])): r for r in sel}, list(dict.fromkeys(_num(r["lead_min"]) for r in sel))
+    obar = {_num(r["lead_min"]): _num(r["obar"]) for r in sel}
+    def text(r): return "-" if r is None or not math.isfinite(_num(r["bss"])) else _pm(r, "bss", "bss_se").lstrip("+")
+    return [f"| lead (min) | observed ≥ {thr:g} dBZ | " + " | ".join(map(prob_label, shown)) + " |", "|---" * (len(shown) + 2) + "|",
+            *(f"| {l:.0f} | {100 * obar[l]:.1f}% | " + " | ".join(text(cell.get((m, l))) for m in shown) + " |" for l in leads)]
+
+# %% ../nbs/13_report.ipynb #b7d61ab3
+def training_gain(intervals: list[dict], # rows of prob_intervals.csv
+                  thr: float = 35, # the threshold, dBZ
+                 ) -> list[str]:
+    "What training bought: the trained head's BSS minus its untrained start's per lead ± its standard error, and the interval's words."
+    rows = _of(intervals, thr, START)
+    if not rows: return []
+    gains = ", ".join(f"{_pm(r, 'diff', 'se')} at t+{_num(r['lead_min']):g}" for r in rows)
+    return [f"- What training bought at {thr:g} dBZ, the trained probability's BSS minus its untrained start's (the "
+            f"neighbourhood fraction of the model's forecast), ± one standard error: {gains} min.",
+            *interval_beats(rows, thr, what="the trained probability's BSS", label=lambda m: "its untrained start")]
+
+def prob_beats(intervals: list[dict], # rows of prob_intervals.csv
+               thr: float = 35, # the threshold, dBZ
+               against=PROB_BASELINES, # the baselines (None: every method but the untrained start)
+              ) -> list[str]:
+    "One sentence per baseline: where the trained probability's BSS beats it, is level with it and is below it, by the interval."
+    keep = (lambda m: m != START) if against is None else (lambda m: m in against)
+    return interval_beats([r for r in intervals if keep(r["method"])], thr, what="the trained probability's BSS", label=prob_label)
+
+# %% ../nbs/13_report.ipynb #8744c5c9
+def _pct(x: float) -> str: return f"{100 * x:.0f}%"
+
+def _pooled_bins(rows: list[dict]) -> list[dict]:
+    "The reliability bins with their leads pooled: probability range, pixels, mean forecast, observed frequency."
+    bins = {}
+    for r in rows:
+        b = bins.setdefault(int(_num(r["bin"])), dict(lo=_num(r["p_lo"]), hi=_num(r["p_hi"]), n=0, f=0.0, o=0.0))
+        n, f, o = int(_num(r["pixels"])), _num(r["forecast_mean"]), _num(r["observed_freq"])
+        if n and math.isfinite(f) and math.isfinite(o): b["n"] += n; b["f"] += f * n; b["o"] += o * n
+    return [dict(b, f=b["f"] / b["n"], o=b["o"] / b["n"]) if b["n"] else b for _, b in sorted(bins.items())]
+
+def reliability_sentence(rel: list[dict], # rows of prob_reliability.csv
+                         thr: float, # the threshold, dBZ
+                         method: str = TRAINED, # whose probabilities
+                         min_frac: float = 0.01, # a bin quoted holds at least this share of the pixels given >= 10%
+                         near: float = 0.3, # the first bin quoted starts nearest this probability; the second is the highest
+                        ) -> str:
+    "'When the trained probability says 30-40%, the radar saw 35 dBZ there 28% of the time': two bins, all leads pooled."
+    sel = _of(rel, thr, method)
+    if not sel: return ""
+    given = [b for b in _pooled_bins(sel) if b["lo"] >= 0.1]   # the lowest bin (under 10%) holds nearly every pixel
+    total = sum(b["n"] for b in given)
+    ok = [b for b in given if b["n"] and b["n"] >= min_frac * total]
+    who = "the trained probability" if method == TRAINED else prob_label(method)
+    if not ok: return f"- At {thr:g} dBZ {who} never says 10% or more."
+    first, top = min(ok, key=lambda b: abs(b["lo"] - near)), ok[-1]
+    def says(b): return f"{100 * b['lo']:.0f}-{_pct(b['hi'])} ({_pct(b['f'])} on average, {b['n']:,} pixels)"
+    text = f"- At {thr:g} dBZ: when {who} says {says(first)}, the radar saw ≥ {thr:g} dBZ there {_pct(first['o'])} of the time"
+    if top is not first: text += f"; when it says {says(top)}, {_pct(top['o'])} of the time"
+    return text + f" (all leads pooled; bins holding at least {100 * min_frac:g}% of the {total:,} pixels given 10% or more)."
+
+# %% ../nbs/13_report.ipynb #d1b225ee
+def prob_subset_sentence(scores: list[dict], # rows of prob_scores.csv
+                         test_windows: int|None = None, # the test windows the CSI was pooled over (scores.csv), if known
+                        ) -> str:
+    "Which windows the probabilities were scored on, and what the standard errors and intervals draw again."
+    r = scores[0]
+    n = int(_num(r["windows"]))
+    text = f"Scored on {n}" + (f" of the {test_windows} test windows" if test_windows else " test windows")
+    text += f" (evenly spread within each radar's test windows, `evaluate.prob_max_windows`): every method on the same {n} windows"
+    if int(_num(r.get("blocks") or 0)) > 0:
+        text += f", in {_blocks(r)}, each drawn again whole for the standard errors and intervals"
+    return text + "."
+
+def _mean(values) -> float:
+    v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
+    return sum(v) / len(v) if v else math.nan
+
+def head_sentence(rep: dict|None, # reports/probability_train.json
+                  thr: float = 35, # the threshold of the validation BSS quoted
+                 ) -> str:
+    "How the head was fitted, and its validation BSS against its start's."
+    if not rep or any(k not in rep for k in ("train_pixels", "train_windows", "fit_split", "seconds")): return ""
+    text = (f"- The head (`nowcast probability`) was fitted on {rep['train_pixels']:,} pixels of the model's forecasts of "
+            f"{rep['train_windows']} {rep['fit_split']} windows in {rep['seconds']:g} s")
+    thrs = [float(t) for t in rep.get("thresholds_dbz", [])]
+    if float(thr) in thrs and rep.get("val_bss_start") and rep.get("val_bss_trained"):
+        k = thrs.index(float(thr))
+        s, t = _mean(rep["val_bss_start"][k]), _mean(rep["val_bss_trained"][k])
+        text += (f"; on the {rep['val_windows']} validation windows its BSS at {thr:g} dBZ, mean over leads, went from "
+                 f"{s:.3f} (the start) to {t:.3f}")
+        if rep.get("fit_split") == "val": text += " (the windows it was fitted on: the test scores above are the fair ones)"
+    return text + "."
+
+def probability_section(reports: Path, # the reports folder
+                        thr: float = 35, # the threshold of the table and the sentences on the intervals
+                       ) -> list[str]:
+    "BSS per lead for the probabilities and their baselines, what training bought, the intervals' words, reliability."
+    ev, lines = reports / "evaluation", ["## Probabilities", ""]
+    scores = _rows(ev / "prob_scores.csv")
+    if not scores: return lines + ["No probabilities were scored in this run (no `evaluation/prob_scores.csv`: no probability "
+                                   "head, or `evaluate.prob_max_windows` is 0)."]
+    cm = [r for r in _cmax_rows(ev / "scores.csv") if r.get("windows") not in (None, "")]
+    lines += ["The chance, per pixel and lead, that the column maximum reaches a threshold. Brier skill score (BSS): 1 is "
+              "perfect, 0 no better than forecasting everywhere how often the scored pixels reached it, below 0 worse; ± one "
+              "standard error. A deterministic forecast counts as a probability of 0 or 1. "
+              + prob_subset_sentence(scores, int(cm[0]["windows"]) if cm else None), "",
+              f"BSS at {thr:g} dBZ:", "", *bss_table(scores, thr)]
+    iv = _rows(ev / "prob_intervals.csv")
+    if iv:
+        lines += ["", *training_gain(iv, thr), *prob_beats(iv, thr)]
+        lines += interval_table([r for r in iv if r["method"] in PROB_BASELINES], thr,
+                                what="Trained probability - baseline BSS", label=prob_label)
+    rel = _rows(ev / "prob_reliability.csv")
+    said = [s for t in dict.fromkeys(_num(r["threshold_dbz"]) for r in rel) if (s := reliability_sentence(rel, t))]
+    if said: lines += ["", "What a stated chance turned out to mean (the reliability diagram's bins):", "", *said]
+    if h := head_sentence(_read_json(reports / "probability_train.json"), thr): lines += ["", h]
     return lines
 
 # %% ../nbs/13_report.ipynb #c5c9078a
@@ -384,7 +545,7 @@ def run_summary(reports_dir="reports", # the folder the stages write their figur
     "The whole run on one Markdown page."
     reports = Path(reports_dir)
     parts = [["# nowcast run summary"], data_section(reports), training_section(reports),
-             evaluation_section(reports, params), forecast_section(reports),
+             evaluation_section(reports, params), probability_section(reports), forecast_section(reports),
              ["## Rendered reports", ""] + [f"- `{p.name}`" for p in sorted(reports.glob("*.html"))]]
     return "\n".join("\n".join(p) + "\n" for p in parts)
 

@@ -1,5 +1,5 @@
 """Figures a radar meteorologist looks at: column-maximum maps on the radar's own projection,
-vertical cross-sections, observed vs forecast sequences, cell ellipses and motion arrows.
+vertical cross-sections, observed vs forecast sequences, cell ellipses, motion arrows and the chance of a storm.
 
 Docs: https://github.com/nowcast-dev/nowcast/viz.html.md"""
 
@@ -23,10 +23,11 @@ from . import verification
 from .grids import azimuthal_equidistant, cartopy_crs, KM_PER_DEG, PROJECTIONS
 
 # %% auto #0
-__all__ = ['DBZ_LEVELS', 'DBZ_COLORS', 'MISSING_COLOR', 'dbz_cmap', 'radar_projection', 'offline_cartopy', 'natural_earth_file',
-           'map_axes', 'ring_spacing_km', 'draw_range_rings', 'draw_coastlines', 'decorate_map', 'credit_line',
-           'add_credit', 'column_max', 'plot_column_max', 'max_row', 'plot_cross_section', 'dbz_colorbar',
-           'plot_ellipses', 'available_leads', 'plot_sequence', 'plot_motion', 'save_figure']
+__all__ = ['DBZ_LEVELS', 'DBZ_COLORS', 'MISSING_COLOR', 'PROB_LEVELS', 'CONTOUR_COLOR', 'dbz_cmap', 'radar_projection',
+           'offline_cartopy', 'natural_earth_file', 'map_axes', 'ring_spacing_km', 'draw_range_rings',
+           'draw_coastlines', 'decorate_map', 'credit_line', 'add_credit', 'column_max', 'plot_column_max', 'max_row',
+           'plot_cross_section', 'dbz_colorbar', 'prob_cmap', 'unseen_columns', 'plot_probability', 'plot_contour',
+           'probability_colorbar', 'plot_ellipses', 'available_leads', 'plot_sequence', 'plot_motion', 'save_figure']
 
 # %% ../nbs/01a_viz.ipynb #717443f6
 DBZ_LEVELS = np.arange(5.0, 80.0, 5.0)  # colour boundaries, dBZ: 5, 10, ..., 75
@@ -358,6 +359,79 @@ def dbz_colorbar(fig, axes, label: str = "reflectivity (dBZ)", **kwargs):
     kwargs = {"shrink": 0.8, **kwargs}
     return fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes, ticks=DBZ_LEVELS[::2],
                         extend="both", label=label, **kwargs)
+
+# %% ../nbs/01a_viz.ipynb #5cda751b
+PROB_LEVELS = np.array([0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])  # colour boundaries of a probability
+CONTOUR_COLOR = "#1030a0"  # the observed threshold's outline on a probability map (dark blue)
+
+def prob_cmap() -> tuple[ListedColormap, BoundaryNorm]:
+    "The probability colormap and its norm: ten steps from 5% to 100%, under 5% transparent, missing grey."
+    colors = plt.get_cmap("YlOrRd")(np.linspace(0.1, 1.0, len(PROB_LEVELS) - 1))
+    cmap = ListedColormap(colors, name="nowcast_prob").with_extremes(under=(1.0, 1.0, 1.0, 0.0), over=colors[-1],
+                                                                     bad=MISSING_COLOR)
+    return cmap, BoundaryNorm(PROB_LEVELS, ncolors=cmap.N)
+
+def unseen_columns(missing: np.ndarray,  # bool [..., Z, Y, X], True = not observed
+                   ) -> np.ndarray:
+    "True through every level of a column not observed at all: the pixels the column-maximum scores leave out, for every map."
+    m = np.asarray(missing, bool)
+    return np.broadcast_to(m.all(axis=-3, keepdims=True), m.shape)
+
+def _yx(field, grid, what: str):
+    x, y, _ = _coords(grid)
+    f = np.asarray(field, dtype=np.float32)
+    if f.shape != (len(y), len(x)):
+        raise ValueError(f"viz: {what} shape {f.shape} does not match the grid (Y, X) = {(len(y), len(x))}")
+    return x, y, f
+
+def plot_probability(ax,                               # map axes from `map_axes`
+                     prob: np.ndarray,                 # probability [Y, X], 0 to 1
+                     grid,                             # Grid-like
+                     missing: np.ndarray | None = None,  # bool [Y, X], True = not observed (grey)
+                     title: str | None = None,
+                     decorate: bool = True,            # range rings, lat/lon lines, coastlines
+                     labels: bool = True,              # lat/lon labels on cartopy maps
+                     ):
+    "Map of an exceedance probability on the shared probability scale, unobserved pixels grey; returns `ax`."
+    x, y, p = _yx(prob, grid, "probability")
+    if np.any((p < 0) | (p > 1)): raise ValueError(f"viz: probabilities must lie in [0, 1], got {np.nanmin(p):g} to {np.nanmax(p):g}")
+    mask = ~np.isfinite(p) if missing is None else ~np.isfinite(p) | np.asarray(missing, bool)
+    cmap, norm = prob_cmap()
+    s, kw = _scale(ax), ({"transform": ax.projection} if _is_geo(ax) else {})
+    ax.pcolormesh(x * s, y * s, np.ma.masked_array(p, mask), cmap=cmap, norm=norm, shading="nearest", gid="probability", **kw)
+    if decorate: decorate_map(ax, grid, labels=labels)
+    if title: ax.set_title(title, fontsize=8)
+    return ax
+
+def _subpixels(c: np.ndarray, k: int) -> np.ndarray:
+    "Centres of `k` equal parts of each pixel along one axis."
+    step = float(c[1] - c[0]) if len(c) > 1 else 1.0
+    return (c[:, None] + ((np.arange(k) + 0.5) / k - 0.5)[None, :] * step).ravel()
+
+def plot_contour(ax,                  # map axes from `map_axes`
+                 field: np.ndarray,   # [Y, X], e.g. the observed column maximum in dBZ (NaN: not observed)
+                 grid,                # Grid-like
+                 level: float,        # outline the pixels at or above this
+                 color: str = CONTOUR_COLOR,
+                 linewidth: float = 1.3,
+                 ):
+    "Outline the pixels where `field` reaches `level`; returns the contour set (gid 'contour'), or None where none does."
+    x, y, f = _yx(field, grid, "field")
+    reach = np.nan_to_num(f, nan=-np.inf) >= level
+    if not reach.any(): return None
+    k = max(1, min(4, 1024 // max(reach.shape)))   # each pixel split k x k: the outline follows the pixels' edges
+    fine = np.kron(reach, np.ones((k, k))).astype(np.float32)
+    s, kw = _scale(ax), ({"transform": ax.projection} if _is_geo(ax) else {})
+    cs = ax.contour(_subpixels(x, k) * s, _subpixels(y, k) * s, fine, levels=[0.5], colors=[color], linewidths=linewidth, **kw)
+    cs.set_gid("contour")
+    return cs
+
+def probability_colorbar(fig, axes, label: str = "chance (%)", **kwargs):
+    "One colorbar for the probability scale, in percent, next to `axes` (kwargs go to `fig.colorbar`)."
+    cmap, norm = prob_cmap()
+    cb = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes, ticks=PROB_LEVELS, label=label, **{"shrink": 0.8, **kwargs})
+    cb.set_ticklabels([f"{100 * v:g}" for v in PROB_LEVELS])
+    return cb
 
 # %% ../nbs/01a_viz.ipynb #8d28f33d
 def _field(cell, name):

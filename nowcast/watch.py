@@ -36,7 +36,7 @@ from .read import read_scan, read_scan_time
 from .readers import read_options, ReaderPool
 from .scan import ScanError
 from .ldata import _replace_text, write_latest_data_info
-from .predict import _prep, check_window, forecast_from_scans, sha256_of
+from .predict import _prep, check_window, forecast_from_scans, load_probability_head, probability_head_path, sha256_of
 
 _log = logging.getLogger("nowcast.watch")  # the service's log name, as operators' log filters know it
 
@@ -89,8 +89,11 @@ class Watcher:
                  events: str = "auto", # "auto", "watchdog" or "poll" (see `start_observer`)
                  max_ahead_s: float = 600.0, # a scan this far ahead of the clock may be held back (`ahead_of_clock`)
                  status_every_s: float = 60.0, # the status file is rewritten at least this often
+                 probability_path=None, # a probability head (loaded once; again when replaced): probabilities too
                 ):
         self.model_path, self.scan_dir, self.out = Path(model_path), Path(scan_dir), Path(out_dir)
+        self.probability_path = None if probability_path is None else Path(probability_path)
+        self.head = self.head_sha = None
         self.params = params or {}
         tp = self.params.get("train", {}) or {}
         self.device, self.amp = resolve_device(device or tp.get("device", "auto")), tp.get("amp", "auto")
@@ -102,7 +105,7 @@ class Watcher:
         self.forecasts, self.waiting, self.last, self._pending = 0, None, None, None
         self.pool = self.time_pool = self.observer = self._lock = self._look_job = None
         self._input_id = self._out_id = self._skew = None
-        self._model_seen, self._status_at, self._primed = None, -np.inf, False
+        self._sig, self._seen, self._status_at, self._primed = {}, {}, -np.inf, False  # per file watched: "checkpoint", "probability"
 
     def open(self, wait_for_input: bool = True # a missing scan folder is a fault to wait out (False: an error)
             ):
@@ -117,6 +120,7 @@ class Watcher:
         self.done_until = load_state(self.out) or np.datetime64(0, "s")  # issue times only go forward
         self.reader = read_options(self.params.get("data", {}))
         self._load_model()
+        self._load_head()
         field = self.params.get("data", {}).get("field") or self.ckpt_params.get("data", {}).get("field", "DBZ")
         read = partial(read_scan, field=field, dbz_range=self.reader["dbz_range"], max_extent_km=self.reader["max_extent_km"])
         self.pool = ReaderPool(read, workers=max(1, min(self.reader["workers"], self.n_in)), timeout_s=self.reader["timeout_s"])
@@ -132,7 +136,16 @@ class Watcher:
         self.sha = sha256_of(self.model_path)
         p = _prep(self.ckpt_params)
         self.n_in, self.max_gap_s = int(getattr(self.model, "n_in", p["n_in"])), float(p["max_gap_s"])
-        self._model_sig, self._model_seen, self.model_loaded_at = seen, None, time.time()
+        self.n_out = int(getattr(self.model, "n_out", p["n_out"]))
+        self._sig["checkpoint"], self._seen["checkpoint"], self.model_loaded_at = seen, None, time.time()
+
+    def _load_head(self):
+        "Load the probability head, if one was named, checked against the model's leads."
+        if self.probability_path is None: return
+        seen = _model_sig(self.probability_path)
+        self.head = load_probability_head(self.probability_path, self.n_out)
+        self.head_sha, self.head_loaded_at = sha256_of(self.probability_path), time.time()
+        self._sig["probability"], self._seen["probability"] = seen, None
 
     def close(self):
         "Stop watching and the reader processes; release the lock."
@@ -148,7 +161,7 @@ class Watcher:
         self.observer = None
 
 def _model_sig(path) -> tuple | None:
-    "(inode, size, mtime) of the checkpoint; None if it is gone."
+    "(inode, size, mtime) of the checkpoint (or the probability head); None if it is gone."
     try: st = os.stat(path)
     except OSError: return None
     return st.st_ino, st.st_size, st.st_mtime_ns
@@ -213,23 +226,36 @@ def _check_out(self: Watcher) -> bool:
 
 @patch
 def _check_model(self: Watcher):
-    "A checkpoint replaced on disk is loaded between two forecasts once unchanged for settle_s; one that fails keeps the model."
-    sig = _model_sig(self.model_path)
-    if sig == self._model_sig: self._model_seen = None; self._clear("checkpoint"); return
+    "The checkpoint and the probability head: each replaced on disk is loaded between two forecasts (`_check_file`)."
+    self._check_file("checkpoint", self.model_path, self._load_model, lambda: self.sha, "the checkpoint", "model")
+    if self.probability_path is not None:
+        self._check_file("probability", self.probability_path, self._load_head, lambda: self.head_sha,
+                         "the probability head", "head")
+
+@patch
+def _check_file(self: Watcher, where: str, # the faults' "where": "checkpoint" or "probability"
+                path: Path, # the file
+                load, # loads it again (and raises when it cannot)
+                sha, # the loaded one's sha256
+                what: str, kept: str, # the file and what is kept, in words
+               ):
+    "A file replaced on disk is loaded once unchanged for settle_s; one that fails to load keeps what was loaded."
+    sig = _model_sig(path)
+    if sig == self._sig[where]: self._seen[where] = None; self._clear(where); return
     if sig is None:
-        return self._fault("checkpoint:ENOENT", f"{self.model_path}: the checkpoint is gone from disk; "
-                                                f"forecasts go on with the loaded model (sha256 {self.sha[:12]})")
-    if self._model_seen is None or self._model_seen[0] != sig: self._model_seen = (sig, time.monotonic()); return
-    if time.monotonic() - self._model_seen[1] < self.feed.settle_s: return
-    old = self.sha
-    try: self._load_model()
+        return self._fault(f"{where}:ENOENT", f"{path}: {what} is gone from disk; "
+                                              f"forecasts go on with the loaded {kept} (sha256 {sha()[:12]})")
+    if self._seen[where] is None or self._seen[where][0] != sig: self._seen[where] = (sig, time.monotonic()); return
+    if time.monotonic() - self._seen[where][1] < self.feed.settle_s: return
+    old = sha()
+    try: load()
     except Exception as e:  # torch.load of a truncated or foreign file: any exception
-        self._model_sig, self._model_seen = sig, None  # not tried again until the file changes again
-        return self._fault("checkpoint:unreadable", f"{self.model_path}: replaced on disk by a file that does not load "
-                                                    f"({type(e).__name__}: {e}); forecasts go on with the loaded model (sha256 {old[:12]})")
-    self._clear("checkpoint")
-    self._note("checkpoint:reloaded", f"{self.model_path}: replaced on disk; loaded (sha256 {old[:12]} -> {self.sha[:12]}), "
-                                      "the next forecasts use it", logging.INFO)
+        self._sig[where], self._seen[where] = sig, None  # not tried again until the file changes again
+        return self._fault(f"{where}:unreadable", f"{path}: replaced on disk by a file that does not load "
+                                                  f"({type(e).__name__}: {e}); forecasts go on with the loaded {kept} (sha256 {old[:12]})")
+    self._clear(where)
+    self._note(f"{where}:reloaded", f"{path}: replaced on disk; loaded (sha256 {old[:12]} -> {sha()[:12]}), "
+                                    "the next forecasts use it", logging.INFO)
 
 # %% ../nbs/10a_watch.ipynb #3ce81af7
 @patch
@@ -355,7 +381,8 @@ def _deliver(self: Watcher, fc) -> list[Path] | None:
     "Write the group whole, then `_latest_data_info`, then the state; None (the fault named) if the forecast folder refuses."
     try:
         files = write_group(fc, self.out, model_config=self.model_config, checkpoint=self.model_path,
-                            checkpoint_sha256=self.sha, params=self.ckpt_params)
+                            checkpoint_sha256=self.sha, params=self.ckpt_params,
+                            probability=self.probability_path if fc.probabilities else None, probability_sha256=self.head_sha)
         rel = files[-1].relative_to(self.out).as_posix()
         write_latest_data_info(self.out, fc.issue_time, rel, lead_s=fc.lead_s[-1])
         save_state(self.out, fc.issue_time, files=[f.relative_to(self.out).as_posix() for f in files])
@@ -386,7 +413,8 @@ def step(self: Watcher) -> dict | None:
     scans = self._checked(target, window)
     if scans is None: return None
     if self._pending is not None and self._pending.issue_time == target.time: fc = self._pending  # written at last
-    else: fc = forecast_from_scans(self.model, self.ckpt_params, scans, upsample=self.upsample, device=self.device, amp=self.amp)
+    else: fc = forecast_from_scans(self.model, self.ckpt_params, scans, upsample=self.upsample, device=self.device, amp=self.amp,
+                                   head=self.head)
     t0 = time.perf_counter()
     files = self._deliver(fc)
     self._pending = None if files is not None else fc
@@ -395,7 +423,8 @@ def step(self: Watcher) -> dict | None:
     self.done_until = target.time
     self.forecasts += 1; self.waiting = None
     window[0].scan = None  # the next window has no use for it
-    seconds = {"read": read_s, **{k: fc.timings[k] for k in ("pool", "model", "upsample")}, "write": time.perf_counter() - t0}
+    seconds = {"read": read_s, **{k: fc.timings[k] for k in ("pool", "model", "upsample", "probability") if k in fc.timings},
+               "write": time.perf_counter() - t0}
     rel = files[-1].relative_to(self.out).as_posix()
     rec = {"event": "forecast", "issue_time": _iso(fc.issue_time), "scan": str(target.path), "dir": str(Path(rel).parent),
            "leads_s": [int(s) for s in fc.lead_s], "latency_s": round(latency, 3),
@@ -480,6 +509,9 @@ def status(self: Watcher, state: str | None = None # "stopped" at the end; else 
             "updated_unix": time.time(), "status_every_s": self.status_every_s, "started": _iso(int(self.started_at)),
             "input": str(self.scan_dir), "out": str(self.out),
             "model": {"path": str(self.model_path), "sha256": self.sha, "loaded": _iso(int(self.model_loaded_at))},
+            "probability": None if self.head is None else {"path": str(self.probability_path), "sha256": self.head_sha,
+                                                           "thresholds_dbz": [float(t) for t in self.head.thresholds],
+                                                           "loaded": _iso(int(self.head_loaded_at))},
             "last_scan_seen": None if newest is None else {"time": _iso(newest.time), "path": str(newest.path)},
             "last_forecast": None if self.last is None else {k: self.last[k] for k in ("issue_time", "dir", "latency_s")}
                              | {"written": _iso(int(self.last["written_at"]))},
@@ -541,6 +573,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--status-every-s", type=float, default=60.0,
                     help="rewrite the status file at least this often (default: %(default)s)")
     ap.add_argument("--log-format", choices=("text", "json"), default="text", help="log lines as text or JSON (default: text)")
+    ap.add_argument("--probability", metavar="PATH", default=None,
+                    help="probability head: exceedance probabilities in every forecast (default: probability.pt in the "
+                         "checkpoint's folder when it exists; 'none': no probabilities)")
     return ap
 
 def show_status(out_dir # the forecast folder
@@ -567,7 +602,8 @@ def cli_main(argv: list[str] | None = None # arguments after `nowcast watch`
     upsample = pr.get("upsample", True) if args.upsample is None else args.upsample
     watcher = Watcher(args.model_path, args.input, args.out or pr.get("out_dir", "forecasts"), params=params,
                       device=args.device, upsample=upsample, settle_s=args.settle_s, poll_s=args.poll_s, events=args.events,
-                      max_ahead_s=args.max_ahead_s, status_every_s=args.status_every_s)
+                      max_ahead_s=args.max_ahead_s, status_every_s=args.status_every_s,
+                      probability_path=probability_head_path(args.model_path, args.probability))
     try:
         return watcher.run(once=args.once)
     except (OSError, ValueError, RuntimeError) as e:  # at the start: a checkpoint, a folder, no events, the lock held

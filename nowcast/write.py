@@ -19,7 +19,7 @@ from .grids import Grid
 from .scan import DBZ_SCALE, FILL_SHORT, TIME_UNITS
 
 # %% auto #0
-__all__ = ['atomic_write', 'write_grid_netcdf']
+__all__ = ['PROB_FILL', 'atomic_write', 'probability_name', 'write_grid_netcdf']
 
 # %% ../nbs/00d_write.ipynb #da832e39
 @contextmanager
@@ -71,6 +71,67 @@ def _coord_var(ds, name: str, values, attrs: dict):
     v[:] = np.asarray(values, np.float32)
     return v
 
+
+def _scalar_vars(ds, sensor, forecast_reference_time, forecast_period_s):
+    "The radar's position (LROSE's `mdv_master_header`) and a forecast's issue time and lead, those given."
+    if sensor is not None:
+        lat, lon, *alt = (float(v) for v in sensor)
+        ds.createVariable("mdv_master_header", "i4", ()).setncatts(
+            {"long_name": "MDV master header (radar position)", "mdv_sensor_lat": lat, "mdv_sensor_lon": lon,
+             **({"mdv_sensor_alt": alt[0]} if alt and np.isfinite(alt[0]) else {})})
+    if forecast_reference_time is not None:
+        v = ds.createVariable("forecast_reference_time", "f8", ())
+        v.setncatts({"standard_name": "forecast_reference_time", "long_name": "forecast issue time", "units": TIME_UNITS, "calendar": "standard"})
+        v[...] = _epoch_s(forecast_reference_time)
+    if forecast_period_s is not None:
+        v = ds.createVariable("forecast_period", "f8", ())
+        v.setncatts({"standard_name": "forecast_period", "long_name": "forecast lead time", "units": "seconds"})
+        v[...] = float(forecast_period_s)
+
+
+PROB_FILL = np.float32(netCDF4.default_fillvals["f4"])  # `_FillValue` of the probabilities: where no level was observed
+
+
+def probability_name(
+    threshold: float,  # dBZ
+) -> str:
+    "The variable holding the probability of reaching `threshold` dBZ: `prob_ge_35dbz`, `prob_ge_27p5dbz`, `prob_ge_m5dbz`."
+    t = float(threshold)
+    if not np.isfinite(t):
+        raise ValueError(f"probability threshold {threshold!r} is not a finite number of dBZ")
+    digits = np.format_float_positional(round(abs(t), 2), trim="-").replace(".", "p")
+    return f"prob_ge_{'m' if t < 0 else ''}{digits}dbz"
+
+
+def _checked_probabilities(path, probabilities: dict | None, shape: tuple) -> list:
+    "(name, threshold, float32 [Y, X]) per threshold, ascending; each of `shape` with values in [0, 1] or NaN."
+    out = {}
+    for t, p in sorted((probabilities or {}).items()):
+        name, p = probability_name(t), np.asarray(p, np.float32)
+        if name in out:
+            raise ValueError(f"{path}: probability thresholds {out[name][1]:g} and {float(t):g} dBZ share the variable {name}")
+        if p.shape != shape:
+            raise ValueError(f"{path}: probability {name} has shape {p.shape}; expected the grid's (y, x) {shape}")
+        bad = ~np.isnan(p) & ~((p >= 0) & (p <= 1))
+        if bad.any():
+            raise ValueError(f"{path}: probability {name} has {int(bad.sum())} values outside [0, 1] "
+                             f"(from {np.nanmin(p):.4g} to {np.nanmax(p):.4g})")
+        out[name] = (name, float(t), p)
+    return list(out.values())
+
+
+def _probability_var(ds, name: str, threshold: float, p: np.ndarray, unobserved: np.ndarray, dims: tuple,
+                     gm: str | None, lead_min: float | None, zlib: bool):
+    "One CF variable `(time, y, x)` of an exceedance probability of the column maximum."
+    v = ds.createVariable(name, "f4", dims, fill_value=PROB_FILL, zlib=zlib, complevel=4, shuffle=True,
+                          chunksizes=(1, *p.shape) if zlib else None)
+    at = "" if lead_min is None else f" at t+{float(lead_min):g} min"
+    v.setncatts({"long_name": f"probability that the column-maximum reflectivity reaches {threshold:g} dBZ{at}",
+                 "units": "1", "valid_min": np.float32(0.0), "valid_max": np.float32(1.0),
+                 "threshold_dbz": np.float32(threshold), **({"grid_mapping": gm} if gm else {})})
+    v.set_auto_maskandscale(False)
+    v[0] = np.where(unobserved | np.isnan(p), PROB_FILL, p).astype(np.float32)
+
 # %% ../nbs/00d_write.ipynb #1bd652e6
 def write_grid_netcdf(
     path,  # the file to write (atomically)
@@ -87,6 +148,8 @@ def write_grid_netcdf(
     global_attrs: dict | None = None,  # extra global attributes (e.g. title, source, history)
     lrose_names: bool = True,  # dimension names z0/y0/x0 and grid_mapping_0 as LROSE writes; else z/y/x and crs
     zlib: bool = True,  # compress the field (NetCDF-4); the output is byte-identical for identical inputs either way
+    probabilities: dict | None = None,  # {threshold dBZ: [Y, X] probability in [0, 1] that the column maximum reaches it}
+    lead_min: float | None = None,  # the lead the probabilities' long_name states (default: forecast_period_s / 60)
 ) -> Path:
     "Write one gridded reflectivity volume as CF-1.6 NetCDF that TITAN reads and `read_scan` reads back."
     path = Path(path)
@@ -96,6 +159,9 @@ def write_grid_netcdf(
         raise ValueError(f"{path}: dbz {dbz.shape} and missing {missing.shape} must both have the grid's shape {grid.shape}")
     if time_bounds is not None and not np.datetime64(time_bounds[0], "s") <= np.datetime64(time_bounds[1], "s"):
         raise ValueError(f"{path}: time_bounds {time_bounds} must be (start, end) with start <= end")
+    probs = _checked_probabilities(path, probabilities, grid.shape[1:])
+    if lead_min is None and forecast_period_s is not None:
+        lead_min = float(forecast_period_s) / 60
     zn, yn, xn = ("z0", "y0", "x0") if lrose_names else ("z", "y", "x")
     gm = "grid_mapping_0" if lrose_names else "crs"
     with atomic_write(path) as tmp:
@@ -115,19 +181,7 @@ def write_grid_netcdf(
             _coord_var(ds, zn, grid.z_km, {"standard_name": "altitude", "long_name": "constant altitude levels", "units": "km", "positive": "up", "axis": "Z"})
             if grid.projection:
                 ds.createVariable(gm, "i4", ()).setncatts(grid.projection)
-            if sensor is not None:
-                lat, lon, *alt = (float(v) for v in sensor)
-                ds.createVariable("mdv_master_header", "i4", ()).setncatts(
-                    {"long_name": "MDV master header (radar position)", "mdv_sensor_lat": lat, "mdv_sensor_lon": lon,
-                     **({"mdv_sensor_alt": alt[0]} if alt and np.isfinite(alt[0]) else {})})
-            if forecast_reference_time is not None:
-                v = ds.createVariable("forecast_reference_time", "f8", ())
-                v.setncatts({"standard_name": "forecast_reference_time", "long_name": "forecast issue time", "units": TIME_UNITS, "calendar": "standard"})
-                v[...] = _epoch_s(forecast_reference_time)
-            if forecast_period_s is not None:
-                v = ds.createVariable("forecast_period", "f8", ())
-                v.setncatts({"standard_name": "forecast_period", "long_name": "forecast lead time", "units": "seconds"})
-                v[...] = float(forecast_period_s)
+            _scalar_vars(ds, sensor, forecast_reference_time, forecast_period_s)
             v = ds.createVariable(field, "i2", ("time", zn, yn, xn), fill_value=np.int16(FILL_SHORT),
                                   zlib=zlib, complevel=4, shuffle=True,
                                   chunksizes=(1, 1, grid.shape[1], grid.shape[2]) if zlib else None)
@@ -135,5 +189,8 @@ def write_grid_netcdf(
                          "add_offset": np.float32(0.0), **({"grid_mapping": gm} if grid.projection else {})})
             v.set_auto_maskandscale(False)
             v[0] = _pack_dbz(dbz, missing)
+            for name, t, p in probs:
+                _probability_var(ds, name, t, p, missing.all(axis=0), ("time", yn, xn), gm if grid.projection else None,
+                                 lead_min, zlib)
             ds.setncatts({"Conventions": "CF-1.6", **(global_attrs or {})})
     return path

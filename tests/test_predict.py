@@ -10,6 +10,8 @@ import torch
 from nowcast.io import Grid, ScanError, azimuthal_equidistant, read_scan, write_grid_netcdf
 from nowcast.predict import (demo_scans, cli_main, forecast_scans, load_forecaster, predict, upsample_dbz,
                              write_forecast)
+from nowcast.probability import ProbabilityHead, start_weights
+from nowcast.read import read_probabilities
 
 N_IN, N_OUT, NZ, NY, NX = 4, 3, 2, 16, 16
 PARAMS = {"data": {"field": "DBZ"}, "prepare": {"pool": 2, "pool_space": "dbz", "dbz_min": -10.0, "dbz_max": 70.0,
@@ -54,6 +56,30 @@ def scans(tmp_path_factory):
 def written(checkpoint, scans, tmp_path_factory):
     out = tmp_path_factory.mktemp("forecasts")
     return predict(checkpoint, scans[0].parent, out, device="cpu"), out
+
+
+THRESHOLDS = [20.0, 35.0, 40.0]
+
+
+def _head(n_out=N_OUT, radius=1):
+    "The untrained start of a probability head: the neighbourhood fraction of the forecast (radius in pooled pixels)."
+    r = np.full((len(THRESHOLDS), n_out), radius, np.int64)
+    return ProbabilityHead(THRESHOLDS, r, start_weights(r))
+
+
+@pytest.fixture(scope="module")
+def head_path(tmp_path_factory):
+    "A probability head in a folder of its own (not beside the checkpoint, where the CLI would pick it up by default)."
+    return _head().save(tmp_path_factory.mktemp("head") / "probability.pt")
+
+
+@pytest.fixture(scope="module")
+def written_p(checkpoint, scans, head_path, tmp_path_factory):
+    "Forecast files with exceedance probabilities, through the command."
+    out = tmp_path_factory.mktemp("forecasts_p")
+    assert cli_main(["--model-path", str(checkpoint), "--input", str(scans[0].parent), "--out", str(out),
+                     "--probability", str(head_path), "--device", "cpu"]) == 0
+    return sorted(out.rglob("f_*.nc")), out
 
 
 def test_files_follow_titans_forecast_layout(written, scans):
@@ -136,10 +162,14 @@ def test_the_four_lrose_reader_checks(written):
         assert json.loads(ds.nowcast_model)["name"] == "ConvLSTM3D_Enhanced"
 
 
-def test_passes_the_cf_compliance_checker(written, tmp_path):
+@pytest.mark.parametrize("files", ["written", "written_p"])
+def test_passes_the_cf_compliance_checker(files, request, tmp_path):
     # The packaged CF standard-name table is used (no download): the checker only fetches another table when a
     # file's `standard_name_vocabulary` names a different version, and ours sets none.
     from compliance_checker.runner import CheckSuite, ComplianceChecker
+    written = request.getfixturevalue(files)
+    if files == "written_p":
+        assert read_probabilities(written[0][0])  # the file checked has them
     CheckSuite.load_all_available_checkers()
     report = tmp_path / "cf.json"
     passed, errored = ComplianceChecker.run_checker(str(written[0][0]), ["cf:1.6"], 0, "strict",
@@ -221,11 +251,14 @@ def test_a_gap_in_the_inputs_is_refused(checkpoint, scans, tmp_path):
     assert str(scans[2]) in str(err.value) and str(scans[0]) in str(err.value)
 
 
-def test_same_inputs_give_identical_files(checkpoint, scans, tmp_path):
+def test_same_inputs_give_identical_files(checkpoint, scans, head_path, tmp_path):
     a = predict(checkpoint, scans, tmp_path / "a", device="cpu")
     b = predict(checkpoint, scans, tmp_path / "b", device="cpu")
     for fa, fb in zip(a, b):
         np.testing.assert_array_equal(read_scan(fa).dbz, read_scan(fb).dbz)
+    c = predict(checkpoint, scans, tmp_path / "c", device="cpu", probability_path=head_path)
+    d = predict(checkpoint, scans, tmp_path / "d", device="cpu", probability_path=head_path)
+    assert [f.read_bytes() for f in c] == [f.read_bytes() for f in d]  # byte for byte, probabilities and all
 
 
 def test_the_predict_stage_forecasts_the_test_events(checkpoint, tmp_path, monkeypatch):
@@ -248,6 +281,21 @@ def test_the_predict_stage_forecasts_the_test_events(checkpoint, tmp_path, monke
     assert fc["issue_time"] == "2024-06-05T12:20:00"  # the last test window (scans 1..7): inputs 1..4
     assert [Path(f).name for f in fc["files"]] == [f"f_{300 * k:08d}.nc" for k in (1, 2, 3)]
     assert all(Path(f).is_file() and TITAN_PATH.search(Path(f).as_posix()) for f in fc["files"])
+    assert report["probabilities"] == {"written": False, "head": None, "head_sha256": None, "thresholds_dbz": [],
+                                       "variables": []}
+    # a head beside the checkpoint is used by default, and the report says so
+    models = tmp_path / "models"; models.mkdir()
+    (models / "phase3_best.pt").write_bytes(Path(checkpoint).read_bytes())
+    _head().save(models / "probability.pt")
+    assert cli_main(["--test-events", "--params", "params.yaml", "--model-path", str(models / "phase3_best.pt"),
+                     "--device", "cpu", "--out", "with_p"]) == 0
+    report = json.loads((tmp_path / "reports" / "predict.json").read_text())
+    assert report["probabilities"]["written"] and report["probabilities"]["head"] == str(models / "probability.pt")
+    assert report["probabilities"]["thresholds_dbz"] == THRESHOLDS
+    assert report["probabilities"]["variables"] == ["prob_ge_20dbz", "prob_ge_35dbz", "prob_ge_40dbz"]
+    assert re.fullmatch(r"[0-9a-f]{64}", report["probabilities"]["head_sha256"])
+    for f in report["forecasts"][0]["files"]:
+        assert list(read_probabilities(f)) == THRESHOLDS
 
 
 def test_missing_checkpoint_or_empty_folder_is_a_clear_error(checkpoint, tmp_path, capsys):
@@ -273,4 +321,79 @@ def test_a_scan_that_hangs_the_netcdf_library_is_a_clear_error(checkpoint, scans
     assert time.monotonic() - t0 < 30
     err = capsys.readouterr().err
     assert f"{bad}: reading took longer than 2 s" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_command_writes_probabilities_read_back_in_range(written_p, checkpoint, scans, head_path):
+    "One variable per threshold, 2-D on the input grid, in [0, 1], unobserved where the last scan saw no level."
+    files, _ = written_p
+    assert len(files) == N_OUT
+    last = read_scan(scans[-1])
+    unobserved = last.missing.all(0)
+    assert unobserved.any()
+    model, ckpt = load_forecaster(checkpoint)
+    fc = forecast_scans(model, ckpt["params"], scans[0].parent, device="cpu", head=ProbabilityHead.load(head_path))
+    for k, f in enumerate(files):
+        probs = read_probabilities(f)
+        assert list(probs) == THRESHOLDS
+        for t, p in probs.items():
+            assert p.shape == (NY, NX) and p.dtype == np.float32
+            np.testing.assert_array_equal(np.isnan(p), unobserved)
+            assert 0.0 <= np.nanmin(p) and np.nanmax(p) <= 1.0
+            np.testing.assert_array_equal(p[~unobserved], fc.probabilities[t][k][~unobserved])
+        assert (np.nan_to_num(probs[40.0]) <= np.nan_to_num(probs[20.0]) + 1e-6).all()  # stronger is rarer here
+        with netCDF4.Dataset(f) as ds:
+            v = ds["prob_ge_35dbz"]
+            assert v.dimensions == ("time", "y0", "x0") and v.units == "1" and v.grid_mapping == "grid_mapping_0"
+            assert v.long_name == f"probability that the column-maximum reflectivity reaches 35 dBZ at t+{5 * (k + 1)} min"
+            assert float(v.threshold_dbz) == 35.0 and (float(v.valid_min), float(v.valid_max)) == (0.0, 1.0)
+            assert ds.nowcast_probability.startswith(f"{head_path} sha256:")
+        back = read_scan(f)  # the reflectivity reads as before
+        assert back.grid.matches(last.grid)
+
+
+def test_a_file_without_a_head_has_no_probabilities(written, checkpoint, scans, head_path, tmp_path):
+    files, _ = written
+    assert all(read_probabilities(f) == {} for f in files)
+    with netCDF4.Dataset(files[0]) as ds:
+        assert not [n for n in ds.variables if n.startswith("prob")] and "nowcast_probability" not in ds.ncattrs()
+    # beside the checkpoint: used by default; `--probability none` turns it off
+    models = tmp_path / "models"; models.mkdir()
+    (models / "phase3_best.pt").write_bytes(Path(checkpoint).read_bytes())
+    _head().save(models / "probability.pt")
+    args = ["--model-path", str(models / "phase3_best.pt"), "--input", *map(str, scans[1:]), "--device", "cpu"]
+    assert cli_main([*args, "--out", str(tmp_path / "default")]) == 0
+    assert list(read_probabilities(next((tmp_path / "default").rglob("f_*.nc")))) == THRESHOLDS
+    assert cli_main([*args, "--out", str(tmp_path / "off"), "--probability", "none"]) == 0
+    assert read_probabilities(next((tmp_path / "off").rglob("f_*.nc"))) == {}
+
+
+def test_no_upsample_gives_the_heads_probabilities_on_the_pooled_grid(checkpoint, scans, head_path, tmp_path):
+    "The untrained head is the neighbourhood fraction (radius 1) of the forecast's column maximum, on the pooled grid."
+    from nowcast.probability import EPS, neighbourhood_fraction
+    files = predict(checkpoint, scans[1:], tmp_path, upsample=False, device="cpu", probability_path=head_path)
+    model, ckpt = load_forecaster(checkpoint)
+    cmax = forecast_scans(model, ckpt["params"], scans[1:], upsample=False, device="cpu").dbz.max(axis=1)
+    for k, f in enumerate(files):
+        probs = read_probabilities(f)
+        unobserved = read_scan(f).missing.all(0)
+        assert unobserved.any() and probs[35.0].shape == (NY // 2, NX // 2)
+        for t, p in probs.items():
+            want = np.clip(neighbourhood_fraction(cmax[k] >= t, 1), EPS, 1 - EPS)
+            np.testing.assert_allclose(p[~unobserved], want[~unobserved], atol=1e-6)
+            assert np.isnan(p[unobserved]).all()
+
+
+@pytest.mark.parametrize("bad", ["garbage", "missing", "checkpoint", "leads"])
+def test_a_bad_head_is_a_clear_error_naming_it(bad, checkpoint, scans, tmp_path, capsys):
+    head = tmp_path / "probability.pt"
+    if bad == "garbage": head.write_bytes(b"PK\x03\x04 not a torch file")
+    if bad == "checkpoint": head.write_bytes(Path(checkpoint).read_bytes())  # the model, not a head
+    if bad == "leads": _head(n_out=N_OUT + 2).save(head)
+    expected = {"garbage": "cannot read the probability head", "missing": "no probability head",
+                "checkpoint": "not a probability head", "leads": f"head is for {N_OUT + 2} leads; the model forecasts {N_OUT}"}
+    assert cli_main(["--model-path", str(checkpoint), "--input", *map(str, scans[1:]), "--out", str(tmp_path / "out"),
+                     "--probability", str(head), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert f"nowcast predict: {head}: " in err and expected[bad] in err, err
     assert not (tmp_path / "out").exists()

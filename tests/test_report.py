@@ -120,3 +120,83 @@ def test_a_threshold_without_any_interval_claims_nothing(tmp_path):
     lines = (reports / "summary.md").read_text().splitlines()
     assert ("- Against optical flow there is no interval at any lead (the event lies in only 2 of the 20 radar-hours there: "
             "too few to draw again): the table's point values alone decide nothing.") in lines, lines
+
+
+PROB_SCORES = "method,threshold_dbz,lead_min,windows,pixels,obar,brier,brier_clim,bss,bss_se,block_by,blocks"
+PROB_IV = "method,reference,threshold_dbz,lead_min,reference_bss,method_bss,diff,se,lo,hi,words,blocks,event_blocks,n_boot,block_by,level"
+PROB_REL = "method,threshold_dbz,lead_min,bin,p_lo,p_hi,forecast_mean,observed_freq,pixels,pixel_frac"
+
+
+def _prob_reports(tmp_path, intervals=True, reliability=True):
+    """reports/ after an evaluate run with a probability head: scores.csv as evaluate now writes it (counts as 3.0, the
+    probabilities' own rows without counts), prob_scores.csv, and optionally prob_intervals.csv and prob_reliability.csv."""
+    reports = _reports(tmp_path, {"model": {}, "optical_flow": {}})
+    cols = "method,field,lead_min,threshold_dbz,hits,misses,false_alarms,correct_negatives,csi,windows,windows_observed,brier,bss"
+    rows = [f"{m},cmax,{l}.0,35.0,50.0,50.0,0.0,900.0,0.5,295.0,10.0,0.05,-0.4" for m in ("model", "optical_flow") for l in (5, 10)]
+    rows += [f"model_probability,cmax,{l}.0,35.0,,,,,,,,0.03,0.3" for l in (5, 10)]
+    (reports / "evaluation" / "scores.csv").write_text(cols + "\n" + "\n".join(rows) + "\n")
+    bss = {"model_probability": 0.31, "model_neighbourhood": 0.25, "optical_flow_neighbourhood": 0.2, "lagrangian_probability": 0.22,
+           "steps": 0.28, "model": -0.4, "persistence": -0.6}
+    (reports / "evaluation" / "prob_scores.csv").write_text(PROB_SCORES + "\n" + "".join(
+        f"{m},{t}.0,{l}.0,60,36000,0.04,0.03,0.04,{b - l / 100:.3f},0.02,event,18\n" for t in (20, 35, 40) for m, b in bss.items() for l in (5, 10)))
+    if intervals:   # the point differences are all > 0; the intervals say otherwise at t+10
+        iv = [("model_neighbourhood", 5, 0.06, 0.02, 0.03, 0.09, "beats"), ("model_neighbourhood", 10, 0.01, 0.02, -0.03, 0.05, "level with"),
+              ("steps", 5, 0.03, 0.01, 0.01, 0.05, "beats"), ("steps", 10, 0.02, 0.02, -0.02, 0.06, "level with"),
+              ("lagrangian_probability", 5, 0.09, 0.02, 0.05, 0.13, "beats"), ("lagrangian_probability", 10, 0.09, 0.02, 0.05, 0.13, "beats"),
+              ("model", 5, 0.7, 0.1, 0.5, 0.9, "beats"), ("model", 10, 0.7, 0.1, 0.5, 0.9, "beats")]
+        (reports / "evaluation" / "prob_intervals.csv").write_text(PROB_IV + "\n" + "".join(
+            f"{m},model_probability,{t}.0,{l}.0,0.3,{0.3 - d},{d},{se},{lo},{hi},{w},18,18,1000,event,0.95\n"
+            for t in (20, 35, 40) for m, l, d, se, lo, hi, w in iv))
+    if reliability:   # 35 dBZ: pooled over the two leads, 30-40% comes true 25% of the time; 40 dBZ: never 10% or more
+        bins = {35: [(0, 30000, 0.01, 0.005), (3, 600, 0.34, 0.25), (7, 400, 0.72, 0.6), (9, 10, 0.95, 0.9)], 40: [(0, 36000, 0.01, 0.01)]}
+        (reports / "evaluation" / "prob_reliability.csv").write_text(PROB_REL + "\n" + "".join(
+            f"model_probability,{t}.0,{l}.0,{k},{k / 10},{(k + 1) / 10},{f},{o},{n},{n / 36000}\n" for t, b in bins.items() for l in (5, 10) for k, n, f, o in b))
+    (reports / "probability_train.json").write_text(json.dumps({
+        "thresholds_dbz": [20.0, 35.0, 40.0], "fit_split": "train", "train_windows": 400, "val_windows": 120, "train_pixels": 102400,
+        "val_bss_start": [[0.5, 0.4], [0.2, 0.1], [0.1, 0.0]], "val_bss_trained": [[0.55, 0.45], [0.26, 0.14], [0.1, 0.02]], "seconds": 41.5}))
+    return reports
+
+
+def _summary(reports, tmp_path):
+    assert cli.main(["report", "--reports-dir", str(reports), "--params", str(tmp_path / "none.yaml")]) == 0
+    return (reports / "summary.md").read_text().splitlines()
+
+
+def test_an_older_run_says_no_probabilities_were_scored(tmp_path):
+    lines = _summary(_reports(tmp_path, {"model": {}, "persistence": {}}), tmp_path)
+    start = lines.index("## Probabilities")
+    assert lines[start + 2].startswith("No probabilities were scored in this run")
+
+
+def test_the_probabilities_section_states_each_claim_by_its_interval(tmp_path):
+    lines = _summary(_prob_reports(tmp_path), tmp_path)
+    assert ("Scored on 60 of the 295 test windows (evenly spread within each radar's test windows, `evaluate.prob_max_windows`): every method on the same 60 windows, "
+            "in 18 test events, each drawn again whole for the standard errors and intervals.") in lines[lines.index("## Probabilities") + 2]
+    head = lines.index("BSS at 35 dBZ:")
+    assert lines[head + 2] == ("| lead (min) | observed ≥ 35 dBZ | model, trained probability | model, neighbourhood (untrained start) | "
+                               "neighbourhood of optical flow | local Lagrangian probability (pysteps) | STEPS ensemble (pysteps) | model, 0 or 1 |")
+    assert lines[head + 4] == "| 5 | 4.0% | 0.260 ± 0.020 | 0.200 ± 0.020 | 0.150 ± 0.020 | 0.170 ± 0.020 | 0.230 ± 0.020 | -0.450 ± 0.020 |"
+    assert ("- What training bought at 35 dBZ, the trained probability's BSS minus its untrained start's (the neighbourhood fraction "
+            "of the model's forecast), ± one standard error: +0.060 ± 0.020 at t+5, +0.010 ± 0.020 at t+10 min.") in lines
+    assert ("- Against its untrained start the trained probability's BSS beats it at t+5 min, is level with it at t+10 min and below it "
+            "at no lead (difference at t+10: +0.010, 95% interval -0.030 to +0.050, over 18 test events).") in lines
+    assert ("- Against STEPS ensemble (pysteps) the trained probability's BSS beats it at t+5 min, is level with it at t+10 min "
+            "and below it at no lead (difference at t+10: +0.020, 95% interval -0.020 to +0.060, over 18 test events).") in lines
+    assert any(l.startswith("- Against local Lagrangian probability (pysteps) the trained probability's BSS beats it at every lead") for l in lines)
+    assert not any(l.startswith("- Against model, 0 or 1") for l in lines)   # the summary weighs the probabilistic baselines
+    table = lines.index("Trained probability - baseline BSS at 35 dBZ, 95% interval (paired bootstrap over 18 test events):")
+    assert lines[table + 4] == "| 5 | +0.030 (+0.010, +0.050) | +0.090 (+0.050, +0.130) |", lines[table:table + 6]
+    assert ("- At 35 dBZ: when the trained probability says 30-40% (34% on average, 1,200 pixels), the radar saw ≥ 35 dBZ there 25% of "
+            "the time; when it says 70-80% (72% on average, 800 pixels), 60% of the time (all leads pooled; bins holding at least 1% "
+            "of the 2,020 pixels given 10% or more).") in lines   # 90-100% holds 20 of them, under 1%: not quoted
+    assert "- At 40 dBZ the trained probability never says 10% or more." in lines
+    # the CSI part reads scores.csv as evaluate writes it now (counts as 3.0, the probabilities' rows without counts)
+    assert "- Observed at or above 35 dBZ: 100 pixels per lead, in 10 of the 295 windows." in lines
+    assert not any(l.startswith("| model_probability |") for l in lines)
+    assert ("- The head (`nowcast probability`) was fitted on 102,400 pixels of the model's forecasts of 400 train windows in 41.5 s; "
+            "on the 120 validation windows its BSS at 35 dBZ, mean over leads, went from 0.150 (the start) to 0.200.") in lines
+
+
+def test_without_intervals_or_reliability_the_section_keeps_the_table(tmp_path):
+    lines = _summary(_prob_reports(tmp_path, intervals=False, reliability=False), tmp_path)
+    assert "BSS at 35 dBZ:" in lines and not any("What training bought" in l or "the trained probability says" in l for l in lines)

@@ -195,3 +195,36 @@ def test_once_for_cron(tmp_path, checkpoint):
     cmd[cmd.index("--input") + 1], cmd[cmd.index("--out") + 1] = str(few), str(tmp_path / "few_out")
     res = run()
     assert res.returncode == 1 and "the model needs 4" in res.stderr, res.stderr
+
+
+def test_once_writes_probabilities_with_a_head_beside_the_checkpoint(tmp_path, checkpoint):
+    """A probability head beside the checkpoint is used by default: every lead's file carries its probabilities, in the
+    same whole group; a head that does not load at the start is a clear error naming it (exit 2)."""
+    from nowcast.probability import ProbabilityHead, start_weights
+    from nowcast.read import read_probabilities
+    models, live, out = tmp_path / "models", tmp_path / "live", tmp_path / "forecasts"
+    models.mkdir()
+    (models / "phase3_best.pt").write_bytes(checkpoint.read_bytes())
+    r = np.ones((2, N_OUT), np.int64)
+    ProbabilityHead([20.0, 35.0], r, start_weights(r)).save(models / "probability.pt")
+    demo_scans(live, n=N_IN, ny=NY, nx=NX, nz=NZ)
+    cmd = [sys.executable, "-m", "nowcast.cli", "watch", "--input", str(live), "--out", str(out),
+           "--model-path", str(models / "phase3_best.pt"), "--device", "cpu", "--once", "--settle-s", "0", "--log-format", "json"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = lambda *extra: subprocess.run([*cmd, *extra], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    res = run()
+    assert res.returncode == 0, res.stderr
+    rec = [json.loads(line) for line in res.stderr.splitlines() if '"forecast"' in line][-1]
+    assert "probability" in rec["seconds"]
+    files = sorted((out / "20240601" / "g_121500").iterdir())
+    assert [f.name for f in files] == ["f_00000300.nc", "f_00000600.nc", "f_00000900.nc"]
+    for f in files:
+        probs = read_probabilities(f)
+        assert list(probs) == [20.0, 35.0] and all(p.shape == (NY, NX) for p in probs.values())
+        assert all(np.nanmin(p) >= 0 and np.nanmax(p) <= 1 for p in probs.values())
+    status = json.loads((out / "_nowcast_watch_status.json").read_text())
+    assert status["probability"]["path"] == str(models / "probability.pt")
+    assert status["probability"]["thresholds_dbz"] == [20.0, 35.0]
+    (models / "probability.pt").write_bytes(b"not a head")
+    bad = run("--out", str(tmp_path / "again"))
+    assert bad.returncode == 2 and f"{models / 'probability.pt'}: cannot read the probability head" in bad.stderr, bad.stderr
