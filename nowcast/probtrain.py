@@ -22,7 +22,7 @@ import yaml
 
 from .baselines import NO_ECHO_DBZ
 from .cache import load_cache
-from .evaluate import baseline_forecaster, model_forecaster, pick_windows, read_window, _batches, _cadence_s
+from .evaluate import baseline_forecaster, model_forecaster, pick_per_radar, read_window, _batches, _cadence_s
 from .inference import Forecaster, load_model
 from .probability import (RADII_PX, ProbabilityHead, brier_by_radius, choose_radii, features, fit_weights,
                                  start_weights)
@@ -181,11 +181,11 @@ def train_probability(
     for split in ("train", "val"):
         if not len(cache.windows.get(split, [])):
             raise ValueError(f"{cache.cache_dir}: the {split!r} split has no windows; the probability head needs both")
-    val = pick_windows(cache.windows["val"], int(pp.get("max_val_windows", 0)))
+    val = pick_per_radar(cache, cache.windows["val"], int(pp.get("max_val_windows", 0)))
     fit_split = str(pp.get("fit_split", "val"))
     if fit_split not in ("train", "val"):
         raise ValueError(f"probability.fit_split is {fit_split!r}: expected train or val")
-    train = val if fit_split == "val" else pick_windows(cache.windows["train"], int(pp.get("max_fit_windows", 0)))
+    train = val if fit_split == "val" else pick_per_radar(cache, cache.windows["train"], int(pp.get("max_fit_windows", 0)))
     bs = int(ev.get("batch_size", 8))
     mf, of = _forecasters(params, model_path, cache, val)
     _log.info("probability: choosing radii on %d validation windows", len(val))
