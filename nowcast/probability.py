@@ -27,8 +27,9 @@ from .write import atomic_write
 _log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['RADII_PX', 'EPS', 'FEATURES', 'neighbourhood_fraction', 'neighbourhood_probability', 'brier_by_radius',
-           'choose_radii', 'feature_names', 'features', 'start_weights', 'ProbabilityHead', 'fit_weights']
+__all__ = ['RADII_PX', 'EPS', 'FEATURES', 'neighbourhood_fraction', 'neighbourhood_probability', 'neighbourhood_probabilities',
+           'last_column_max', 'brier_by_radius', 'choose_radii', 'feature_names', 'features', 'start_weights',
+           'ProbabilityHead', 'fit_weights']
 
 # %% ../nbs/06a_probability.ipynb #20410c6a
 RADII_PX = (0, 1, 2, 4, 8, 16)   # neighbourhood radii tried, pixels of the pooled grid (the square's side is 2r + 1)
@@ -58,6 +59,22 @@ def neighbourhood_probability(
     x = np.asarray(cmax_dbz, np.float32)
     radii = np.broadcast_to(np.asarray(radii, np.int64), (len(x),))
     return np.stack([neighbourhood_fraction(x[l] >= threshold, int(radii[l])) for l in range(len(x))])
+
+def neighbourhood_probabilities(
+    cmax_dbz,  # a deterministic forecast's column maximum [n_out, H, W], dBZ
+    thresholds,  # dBZ
+    radii,  # [n_thr, n_out] radius per threshold and lead (pixels)
+) -> np.ndarray:
+    "`neighbourhood_probability` for every threshold: `[n_thr, n_out, H, W]`."
+    return np.stack([neighbourhood_probability(cmax_dbz, t, radii[k]) for k, t in enumerate(thresholds)])
+
+def last_column_max(
+    inputs,  # observed dBZ [n_in, Z, H, W]
+    missing,  # bool like inputs, True = not observed
+    no_echo_dbz: float = -10.0,  # what an unobserved pixel counts as (the model sees no echo there)
+) -> np.ndarray:
+    "The last input scan's column maximum `[H, W]`, unobserved pixels as no echo: the head's `last_cmax`."
+    return np.where(np.asarray(missing[-1], bool), np.float32(no_echo_dbz), np.asarray(inputs[-1], np.float32)).max(axis=0)
 
 # %% ../nbs/06a_probability.ipynb #decea4ea
 def brier_by_radius(
@@ -143,7 +160,7 @@ class ProbabilityHead:
 
     def start(self, fc_cmax) -> np.ndarray:
         "The untrained neighbourhood probabilities `[n_thr, n_out, H, W]`."
-        return np.stack([neighbourhood_probability(fc_cmax, t, self.start_radius[k]) for k, t in enumerate(self.thresholds)])
+        return neighbourhood_probabilities(fc_cmax, self.thresholds, self.start_radius)
 
     def logits(self, fc_cmax, last_cmax, k: int) -> np.ndarray:
         "The head's log-odds for threshold `k`: `[n_out, H, W]`."

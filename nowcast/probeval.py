@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .baselines import NO_ECHO_DBZ, get_prob_method
-from .probability import ProbabilityHead, neighbourhood_probability
+from .probability import ProbabilityHead, last_column_max, neighbourhood_probabilities
 from .probverif import ProbBoard
 from .verification import column_max
 
@@ -62,14 +62,13 @@ def probabilities(self: ProbEvaluation, w, fcs: dict) -> dict:
     out = {}
     if self.head is not None and "model" in fcs:
         f = np.asarray(fcs["model"], np.float32).max(axis=1)
-        last = np.where(w.inputs_missing[-1], np.float32(NO_ECHO_DBZ), w.inputs[-1]).max(axis=0)
+        last = last_column_max(w.inputs, w.inputs_missing, NO_ECHO_DBZ)
         out[TRAINED] = (self._time(TRAINED, lambda: self.head(f, last)), None)
         out[START] = (self._time(START, lambda: self.head.start(f)), None)
         if "optical_flow" in fcs and "optical_flow_radius" in (self.head.info or {}):
             r = np.asarray(self.head.info["optical_flow_radius"])
             of = np.asarray(fcs["optical_flow"], np.float32).max(axis=1)
-            out["optical_flow_neighbourhood"] = (np.stack([neighbourhood_probability(of, t, r[k]) for k, t in
-                                                           enumerate(self.thresholds)]), None)
+            out["optical_flow_neighbourhood"] = (neighbourhood_probabilities(of, self.thresholds, r), None)
     for name in self.baselines:
         fn = get_prob_method(name)
         if name == "steps":

@@ -25,7 +25,7 @@ from .cache import load_cache
 from .evaluate import baseline_forecaster, model_forecaster, pick_per_radar, read_window, _batches, _cadence_s
 from .inference import Forecaster, load_model
 from .probability import (RADII_PX, ProbabilityHead, brier_by_radius, choose_radii, features, fit_weights,
-                                 start_weights)
+                                 last_column_max, start_weights)
 from .verification import column_max
 from .write import atomic_write
 
@@ -41,9 +41,9 @@ def window_fields(
     fc,  # its forecast [n_out, Z, H, W], dBZ
 ) -> tuple:
     "`(fc_cmax [n_out,H,W], last_cmax [H,W], obs_cmax [n_out,H,W], obs_missing [n_out,H,W])`; unobserved obs pixels are NaN."
-    last = np.where(w.inputs_missing[-1], np.float32(NO_ECHO_DBZ), w.inputs[-1]).max(axis=0)
+    last = last_column_max(w.inputs, w.inputs_missing, NO_ECHO_DBZ)
     obs, miss = column_max(w.obs, w.obs_missing)
-    return np.asarray(fc, np.float32).max(axis=1), last.astype(np.float32), obs, miss
+    return np.asarray(fc, np.float32).max(axis=1), last, obs, miss
 
 def forecasts(
     cache,  # a `nowcast.data.Cache`
@@ -129,13 +129,6 @@ def fit_head(
     return w, before, after
 
 # %% ../nbs/09a_probtrain.ipynb #5e58c966
-def _bss(p, o, m) -> float:
-    ok = ~m
-    if not ok.any(): return float("nan")
-    obar = float(o[ok].mean())
-    clim = obar * (1 - obar)
-    return float(1 - ((p - o) ** 2)[ok].mean() / clim) if clim > 0 else float("nan")
-
 def validation_check(
     cache, starts, forecaster, head: ProbabilityHead, batch_size: int = 8,
 ) -> dict:
