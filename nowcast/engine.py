@@ -140,19 +140,33 @@ def _csi_by_lead(val: dict # what `validate` returns
     return scores(val["counts"])["csi"]
 
 def _mean_csi(csi) -> float:
-    "The mean CSI over leads, those without any event left out (nan when none has one)."
+    "The mean CSI over leads (and thresholds), those without any event left out (nan when none has one)."
     return float(np.nanmean(csi)) if csi is not None and np.isfinite(csi).any() else math.nan
+
+def _csi_columns(name: str, # the score's name: `csi35`, or `csi20-35-40` for several thresholds
+                 csi, # the validation CSI [n_out], or [n_out, n_thresholds]
+                 score_dbz=(), # the thresholds of the columns of a 2-D `csi`
+                ) -> dict:
+    "An epoch row's CSI columns: `val_<name>` (the mean the best checkpoint is chosen by), and per threshold its mean and leads."
+    if csi is None: return {}
+    csi = np.asarray(csi, float)
+    if csi.ndim == 1: return {f"val_{name}": _mean_csi(csi), **{f"val_{name}_lead{k + 1}": float(c) for k, c in enumerate(csi)}}
+    out = {f"val_{name}": _mean_csi(csi)}
+    for t, col in zip(score_dbz, csi.T):
+        out.update(_csi_columns(f"csi{t:g}", col))
+    return out
 
 # %% ../nbs/05d_engine.ipynb #307a53db
 class Trainer:
     "One phase in training: its settings, the model (raw, wrapped, averaged), optimizer, schedule and scaler, the position in the phase, the epoch's sums and the logs."
     def __init__(self, model: nn.Module, train_data: Dataset, val_data: Dataset|None, loss_fn, params: dict, phase: str,
                  *, model_config: dict|None = None, root: str|Path = ".", resume_from: str|Path|None = None,
-                 init_from: str|Path|None = None, on_step=None, score_fn=None, score_name: str = "csi35", table=None):
+                 init_from: str|Path|None = None, on_step=None, score_fn=None, score_name: str = "csi35", score_dbz=(),
+                 table=None):
         self.t0, tp = time.time(), params["train"]
         self.params, self.phase, self.root, self.init_from = params, phase, Path(root), init_from
         self.train_data, self.val_data, self.loss_fn, self.on_step = train_data, val_data, loss_fn, on_step
-        self.score_fn, self.score_name, self.table = score_fn, score_name, table
+        self.score_fn, self.score_name, self.score_dbz, self.table = score_fn, score_name, tuple(score_dbz), table
         self.rank, self.world, self.device = init_distributed(resolve_device(tp.get("device", "auto")))
         self.seed = int(params.get("seed", 0))
         if self.device.type == "cpu": torch.use_deterministic_algorithms(True, warn_only=True)
@@ -394,9 +408,7 @@ def _epoch_row(self: Trainer, epoch: int # the epoch just trained
            "data_wait_frac": tot[-2] / max(tot[-1], 1e-9), "skipped_batches_epoch": elog.skipped_epoch}
     row.update({f"train_{k}": v for k, v in train_means.items()})
     row.update({f"val_{k}": v for k, v in val["parts"].items()})
-    if csi is not None:
-        row[f"val_{name}"] = _mean_csi(csi)
-        row.update({f"val_{name}_lead{k + 1}": float(c) for k, c in enumerate(csi)})
+    row.update(_csi_columns(name, csi, self.score_dbz))
     row["improved"], row["gain_below_min"] = improved, near and not improved
     return row
 
@@ -496,12 +508,13 @@ def fit(model: nn.Module, # the model to train (its weights may come from init_f
         on_step=None, # callback(epoch, batch_done, global_step) after each optimizer step; True stops like SIGTERM
         score_fn=None, # (pred, target, valid) -> [n_out, 3] hits, misses, false alarms (validation CSI)
         score_name: str = "csi35", # how the CSI is called in the logs
+        score_dbz=(), # the thresholds of a `score_fn` that counts at several: [n_out, n_thresholds, 3]
         table=None, # code -> normalised value (`RadarWindows.table`) when the datasets give uint8 codes
        ) -> dict:
     "Train one curriculum phase; returns the summary also written to `reports/{phase}_train.json`."
     trainer = Trainer(model, train_data, val_data, loss_fn, params, phase, model_config=model_config, root=root,
                       resume_from=resume_from, init_from=init_from, on_step=on_step, score_fn=score_fn,
-                      score_name=score_name, table=table)
+                      score_name=score_name, score_dbz=score_dbz, table=table)
     trainer.begin()
     with _StopFlag() as stop:
         while trainer.state["epoch"] < trainer.end:

@@ -92,8 +92,11 @@ def training_section(reports: Path) -> list[str]:
 
 # %% ../nbs/13_report.ipynb #c8eecb9d
 def _csi_key(history: list[dict]) -> str | None:
-    "The history's validation CSI column: `val_csi<dBZ>`, e.g. `val_csi35` (the mean over leads; not a loss part)."
-    return next((k for r in history for k in r if k.startswith("val_csi") and k[7:].replace(".", "", 1).isdigit()), None)
+    """The history's validation CSI column the checkpoint is chosen by: `val_csi<dBZ>`, e.g. `val_csi35` (the mean over
+    leads; not a loss part), or `val_csi20-35-40` (the mean over several thresholds) beside each one's."""
+    keys = [k for r in history for k in r if k.startswith("val_csi") and all(
+        t.replace(".", "", 1).isdigit() for t in k[7:].split("-"))]
+    return next((k for k in keys if "-" in k), keys[0] if keys else None)
 
 def _kept_epoch(summary: dict, hist: list[dict], found) -> int | None:
     "The epoch of the phase's best checkpoint: `best_epoch` (every run writes it, resumed ones too), else found in the history."
@@ -113,7 +116,10 @@ def kept_checkpoint(summary: dict  # a phase's `reports/<phase>_train.json`
     if summary.get("select_by") != "csi":
         return _kept_by_loss(phase, _kept_epoch(summary, hist, lambda r: best in (r.get("val_loss"), r.get("train_loss"))), best)
     key, start, gain = _csi_key(hist), summary.get("start_val_score"), summary.get("select_min_gain") or 0
-    label = f"validation CSI at {key[7:]} dBZ" if key and key[7:] else "validation CSI"
+    dbz = key[7:].split("-") if key else []
+    label = f"validation CSI at {', '.join(dbz[:-1])} and {dbz[-1]} dBZ" if len(dbz) > 1 else (
+        f"validation CSI at {dbz[0]} dBZ" if dbz and dbz[0] else "validation CSI")
+    if key and "-" in key: label = f"mean {label}"
     started = "" if start is None else f"; the weights it started from scored {start:.3f}"
     epoch = _kept_epoch(summary, hist, lambda r: bool(key) and r.get(key) == -best)
     first = (summary.get("epochs") or [None])[0]   # the starting weights are saved as the epoch before the first

@@ -87,8 +87,15 @@ def _phase_loss(params, phase, norm):
                              csi_weight=float(pp.get("csi_weight", 0.0) or 0.0),
                              csi_dbz=tuple(float(t) for t in tp.get("csi_dbz", (35.0, 40.0))))
 
-def _csi_counter(norm, threshold_dbz: float):
-    "(pred, target, valid) normalised -> [n_out, 3] hits, misses, false alarms of the column maximum at the threshold."
+def _score_thresholds(tp: dict) -> tuple:
+    "`train.score_dbz` as a tuple of dBZ (a number or a list in the params)."
+    thr = tuple(float(t) for t in np.atleast_1d(tp.get("score_dbz", 35.0)))
+    if not thr: raise ValueError("train.score_dbz names no threshold")
+    return thr
+
+def _csi_counter(norm, threshold_dbz):
+    """(pred, target, valid) normalised -> hits, misses, false alarms of the column maximum: [n_out, 3] at one
+    threshold (a number), [n_out, n_thresholds, 3] at several (a list)."""
     from nowcast.codes import denormalize
     from nowcast.verification import column_max, contingency_by_lead
     lo, hi = float(norm["dbz_min"]), float(norm["dbz_max"])
@@ -98,8 +105,8 @@ def _csi_counter(norm, threshold_dbz: float):
         total = 0
         for f, o, m in zip(fc, obs, miss):
             oc, om = column_max(o, m)
-            total = total + contingency_by_lead(oc, column_max(f)[0], [threshold_dbz], om)[:, 0, :3]
-        return total
+            total = total + contingency_by_lead(oc, column_max(f)[0], list(np.atleast_1d(threshold_dbz)), om)[..., :3]
+        return total if np.ndim(threshold_dbz) else total[:, 0]
     return count
 
 # %% ../nbs/05_train.ipynb #dc885476
@@ -150,12 +157,13 @@ def train_phase(params: dict, # the whole params dict (params.yaml)
     cache = train_ds.cache
     model, cfg = model_from_params(params, int(cache.shape[1]), cache.n_in, cache.n_out, cache.norm)
     loss_fn = _phase_loss(params, phase, train_ds.cache.norm)
-    score_dbz = float(params["train"].get("score_dbz", 35.0))
+    score_dbz = _score_thresholds(params["train"])
     init = init_from if init_from is not None else params[phase].get("init_from")
     params = _previous_phase_end(params, phase, rel(init))
     return fit(model, train_ds, val_ds, loss_fn, params, phase, model_config=cfg, root=root,
                resume_from=rel(resume_from), init_from=rel(init), on_step=on_step,
-               score_fn=_csi_counter(train_ds.cache.norm, score_dbz), score_name=f"csi{score_dbz:g}", table=train_ds.table)
+               score_fn=_csi_counter(train_ds.cache.norm, score_dbz if len(score_dbz) > 1 else score_dbz[0]),
+               score_name="csi" + "-".join(f"{t:g}" for t in score_dbz), score_dbz=score_dbz, table=train_ds.table)
 
 # %% ../nbs/05_train.ipynb #1dba194c
 def _parse_set(item):
